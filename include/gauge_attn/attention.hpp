@@ -1,0 +1,503 @@
+// gauge_attn/attention.hpp: KL attention over a whole irrep spec on the CPU (M5, M6, M7).
+//
+// Exact mode (the default) evaluates the exact KL (M4) through the factorisation (M8): each
+// head's beliefs are lifted once per token (O(N)), after which a row of attention costs one dot
+// product of width P per key, one exp, and the message sums (M9). Nothing of size N² is stored
+// unless the KL and β matrices are requested.
+//
+// Upstream mode reproduces the upstream layer (math.md §6) pair by pair: float32-rounded
+// generators, separate exponentials for exp(φ_i·G) and exp(−φ_j·G) (Padé, or the 4th-order
+// Taylor series), the diagonal approximation of the transported covariance or the ε-regularised
+// full KL, KL ≥ 0, β ≥ 1e-8 without renormalisation. It is O(N²K³) and meant for small N.
+#pragma once
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <vector>
+
+#include "belief.hpp"
+#include "detail/parallel.hpp"
+#include "error.hpp"
+#include "irreps.hpp"
+#include "kl.hpp"
+#include "lifted.hpp"
+#include "mask.hpp"
+#include "row_statistics.hpp"
+#include "so3.hpp"
+#include "wigner.hpp"
+
+namespace gauge_attn {
+
+enum class Mode {
+  exact,    // (M4) through (M8), exact Wigner-D transport
+  upstream  // math.md §6, for parity with the upstream project
+};
+
+/// The exponential of the upstream mode (the exact mode always uses wigner_d).
+enum class UpstreamExponential { pade, taylor4 };
+
+struct AttentionOptions {
+  std::vector<double> kappa{1.0};  // temperature per head, or one value for every head; > 0
+  MaskSpec mask;                   // causal, self-mask, local window, ALiBi
+  bool identity_transport = false; // Ω = I (ablation): the frames φ are ignored
+  std::vector<int> valid_lengths;  // per sequence, 1..N; empty: all N tokens valid
+  bool covariance_message = false; // also Σ^agg (M7/M9)
+  bool return_matrices = false;    // also KL and β, (B, H, N, N): for small N only
+  bool kl_statistics = false;      // KL statistics of sequence 0 for the diversity report, O(N²)
+  Mode mode = Mode::exact;
+  UpstreamExponential exponential = UpstreamExponential::pade;
+};
+
+/// The upstream training script's temperature, the same for every head: κ = κ_base·E/11.
+inline double upstream_scaled_kappa(double kappa_base, int embed_dim) { return kappa_base * embed_dim / 11.0; }
+
+/// Mean, std (population), min and max of the head-averaged KL over the off-diagonal pairs of
+/// sequence 0, masked (future) pairs included, as the upstream diversity report has them (§7).
+struct KlStatistics {
+  double mean = 0, std = 0, min = 0, max = 0;
+  long long count = 0;
+};
+
+template <class Scalar>
+struct AttentionResult {
+  int batch = 0, tokens = 0, embed_dim = 0, num_heads = 0;
+  Covariance covariance = Covariance::diagonal;
+  std::vector<Scalar> mu;     // (B, N, E): m_i, heads concatenated
+  std::vector<Scalar> sigma;  // Σ^agg if requested: (B, N, E) diagonal, or (B, N, E, E) block-diagonal
+  std::vector<Scalar> kl;     // (B, H, N, N) if requested
+  std::vector<Scalar> beta;   // (B, H, N, N) if requested
+  std::vector<RowStatistics> row_statistics;  // (B, H)
+  KlStatistics kl_statistics;                 // if requested
+
+  std::size_t pair_index(int b, int h, int i, int j) const {
+    return ((std::size_t(b) * num_heads + h) * tokens + i) * std::size_t(tokens) + j;
+  }
+  const RowStatistics& statistics(int b, int h) const { return row_statistics[std::size_t(b) * num_heads + h]; }
+};
+
+namespace detail {
+
+/// Welford's running mean and variance with min and max; mergeable across threads (Chan et al.).
+struct RunningMoments {
+  long long n = 0;
+  double mean = 0, m2 = 0;
+  double min = std::numeric_limits<double>::infinity(), max = -std::numeric_limits<double>::infinity();
+  void add(double x) {
+    ++n;
+    const double d = x - mean;
+    mean += d / n;
+    m2 += d * (x - mean);
+    min = std::min(min, x);
+    max = std::max(max, x);
+  }
+  void merge(const RunningMoments& o) {
+    if (o.n == 0) return;
+    const long long total = n + o.n;
+    const double d = o.mean - mean;
+    mean += d * o.n / total;
+    m2 += o.m2 + d * d * double(n) * o.n / total;
+    n = total;
+    min = std::min(min, o.min);
+    max = std::max(max, o.max);
+  }
+  KlStatistics statistics() const {
+    if (n == 0) return {};
+    return {mean, std::sqrt(m2 / n), min, max, n};
+  }
+};
+
+inline std::vector<double> kappa_per_head(const AttentionOptions& opt, int num_heads) {
+  require(opt.kappa.size() == 1 || int(opt.kappa.size()) == num_heads, "kappa", "needs 1 or ", num_heads,
+          " values (one per head), got ", opt.kappa.size());
+  for (double k : opt.kappa) require(std::isfinite(k) && k > 0, "kappa", "must be finite and > 0, got ", k);
+  return opt.kappa.size() == 1 ? std::vector<double>(num_heads, opt.kappa[0]) : opt.kappa;
+}
+
+inline std::vector<int> lengths_per_sequence(const AttentionOptions& opt, int batch, int tokens) {
+  if (opt.valid_lengths.empty()) return std::vector<int>(batch, tokens);
+  require(int(opt.valid_lengths.size()) == batch, "valid_lengths", "needs one length per sequence (", batch,
+          "), got ", opt.valid_lengths.size());
+  for (std::size_t b = 0; b < opt.valid_lengths.size(); ++b)
+    require(opt.valid_lengths[b] >= 1 && opt.valid_lengths[b] <= tokens, "valid_lengths",
+            "length ", opt.valid_lengths[b], " of sequence ", b, " is outside [1, ", tokens, "]");
+  return opt.valid_lengths;
+}
+
+inline void check_mask(const MaskSpec& m) {
+  require(m.window >= 0, "window", "must be >= 0 (0 = no window), got ", m.window);
+  require(std::isfinite(m.alibi_slope), "alibi_slope", "must be finite, got ", m.alibi_slope);
+}
+
+/// Writes a head's covariance message C (K×K) of token (b, i) into the result's layout.
+template <class Scalar, class Mat>
+void store_covariance(AttentionResult<Scalar>& r, int b, int i, int offset, const Mat& C) {
+  const std::size_t E = r.embed_dim, t = std::size_t(b) * r.tokens + i;
+  const int K = int(C.rows());
+  if (r.covariance == Covariance::diagonal) {
+    for (int k = 0; k < K; ++k) r.sigma[t * E + offset + k] = Scalar(C(k, k));
+  } else {
+    for (int p = 0; p < K; ++p)
+      for (int q = 0; q < K; ++q) r.sigma[(t * E + offset + p) * E + offset + q] = Scalar(C(p, q));
+  }
+}
+
+/// One (sequence, head) lifted to the identity frame (M8), ν centred on its mean (§5).
+template <class T>
+struct LiftedSequence {
+  int n = 0, K = 0, P = 0, V = 0;
+  std::vector<T> queries;      // (n, P)   a_i
+  std::vector<T> keys;         // (P, n)   b_j, transposed for the vectorised loop over j
+  std::vector<T> values;       // (V, n)   [sym(S_j + ν_jν_jᵀ), ν_j]
+  std::vector<double> frames;  // (n, K, K) R_i, row-major
+  std::vector<double> half_logdet;  // (n) ½ ln det Σ_i, the row constant of (M8)
+  std::vector<double> nu_mean;      // (K)
+};
+
+template <int K, class Scalar>
+void lift_sequence(const BeliefView<Scalar>& q, int b, int n, int h, const HeadInfo& head, double kappa,
+                   bool identity_transport, LiftedSequence<Scalar>& s) {
+  using W = LiftedWidths<K>;
+  constexpr int L = (K - 1) / 2;
+  s.n = n;
+  s.K = K;
+  s.P = W::lifted;
+  s.V = W::values;
+  s.queries.assign(std::size_t(n) * W::lifted, 0);
+  s.keys.assign(std::size_t(n) * W::lifted, 0);
+  s.values.assign(std::size_t(n) * W::values, 0);
+  s.frames.assign(std::size_t(n) * K * K, 0);
+  s.half_logdet.assign(n, 0);
+  s.nu_mean.assign(K, 0.0);
+  std::vector<lifted::PulledBack<double, K>> pulled(n);
+  for (int i = 0; i < n; ++i) {
+    double* R = &s.frames[std::size_t(i) * K * K];
+    const Eigen::Matrix<double, K, K> D =
+        identity_transport ? Eigen::Matrix<double, K, K>::Identity() : wigner_d<L>(q.frame(b, i));
+    for (int r = 0; r < K; ++r)
+      for (int c = 0; c < K; ++c) R[r * K + c] = D(r, c);
+    double mu[K], sigma[K * K];
+    for (int k = 0; k < K; ++k) mu[k] = q.mean(b, i, head.offset, K)(k);
+    const bool diagonal = q.covariance == Covariance::diagonal;
+    if (diagonal) {
+      for (int k = 0; k < K; ++k) sigma[k] = q.variances(b, i, head.offset, K)(k);
+    } else {
+      const auto blk = q.block(b, i, head.offset, K);
+      for (int r = 0; r < K; ++r)
+        for (int c = 0; c < K; ++c) sigma[r * K + c] = blk(r, c);
+    }
+    require(lifted::pull_back<double, K>(R, mu, sigma, K, diagonal, pulled[i]), "sigma",
+            "the covariance block of head ", h, " (", irrep_label(L), ") at (b=", b, ", n=", i,
+            ") is not positive definite");
+    s.half_logdet[i] = 0.5 * pulled[i].logdet;
+    for (int k = 0; k < K; ++k) s.nu_mean[k] += pulled[i].nu[k] / n;
+  }
+  for (int i = 0; i < n; ++i) {
+    double nu[K];
+    for (int k = 0; k < K; ++k) nu[k] = pulled[i].nu[k] - s.nu_mean[k];
+    Scalar* a = &s.queries[std::size_t(i) * W::lifted];
+    lifted::pack_query(pulled[i], nu, a);
+    Scalar bj[W::lifted];
+    lifted::pack_key(pulled[i], nu, kappa, bj);
+    for (int p = 0; p < W::lifted; ++p) s.keys[std::size_t(p) * n + i] = bj[p];
+    for (int v = 0; v < W::values; ++v) s.values[std::size_t(v) * n + i] = a[v];
+  }
+}
+
+/// Rows [row_begin, row_end) of one lifted (sequence, head): softmax of (M8) scores (M5),
+/// messages (M9), optional β/KL rows, and the row statistics.
+template <int K, class Scalar>
+void attend_rows(const LiftedSequence<Scalar>& s, int b, int h, const HeadInfo& head, double kappa,
+                 const AttentionOptions& opt, int row_begin, int row_end, std::vector<Scalar>& scratch,
+                 AttentionResult<Scalar>& r, RowStatisticsAccumulator& stats) {
+  using W = LiftedWidths<K>;
+  using Mat = Eigen::Matrix<double, K, K, Eigen::RowMajor>;
+  const int n = s.n;
+  const int needed_values = opt.covariance_message ? W::values : K;
+  const int first_value = opt.covariance_message ? 0 : W::sym;
+  scratch.resize(n);
+  for (int i = row_begin; i < row_end; ++i) {
+    const KeyRange keys = key_range(opt.mask, i, n);
+    Scalar* x = scratch.data() + keys.begin;
+    const int count = keys.end - keys.begin;
+    for (int j = 0; j < count; ++j) x[j] = Scalar(logit_bias(opt.mask, i, keys.begin + j));
+    const Scalar* a = &s.queries[std::size_t(i) * W::lifted];
+    for (int p = 0; p < W::lifted; ++p) {  // x_j += a_i[p] b_j[p]: the (M8) score
+      const Scalar ap = a[p];
+      const Scalar* bp = &s.keys[std::size_t(p) * n + keys.begin];
+      for (int j = 0; j < count; ++j) x[j] += ap * bp[j];
+    }
+    if (keys.excluded >= 0) x[keys.excluded - keys.begin] = -std::numeric_limits<Scalar>::infinity();
+    Scalar top = -std::numeric_limits<Scalar>::infinity();
+    for (int j = 0; j < count; ++j) top = std::max(top, x[j]);
+    double total = 0, weighted_logit = 0;
+    for (int j = 0; j < count; ++j) {
+      const Scalar t = x[j] - top;
+      const Scalar e = std::exp(t);
+      x[j] = e;
+      total += e;
+      if (e > 0) weighted_logit += double(e) * t;
+    }
+    const double inv_total = 1.0 / total;
+    // Message sums over the allowed keys (M9): Σ_j e_j [sym(S_j + ν_jν_jᵀ), ν_j] / Σ_j e_j.
+    double acc[W::values] = {};
+    for (int v = first_value; v < first_value + needed_values; ++v) {
+      const Scalar* vals = &s.values[std::size_t(v) * n + keys.begin];
+      Scalar sum = 0;
+      for (int j = 0; j < count; ++j) sum += x[j] * vals[j];
+      acc[v] = double(sum) * inv_total;
+    }
+    // Back to frame i: m_i = R_i (w + ν̄), Σ^agg_i = R_i (M − w wᵀ) R_iᵀ.
+    const Eigen::Map<const Mat> R(&s.frames[std::size_t(i) * K * K]);
+    Eigen::Matrix<double, K, 1> w, w_shifted;
+    for (int k = 0; k < K; ++k) {
+      w(k) = acc[W::sym + k];
+      w_shifted(k) = w(k) + s.nu_mean[k];
+    }
+    const Eigen::Matrix<double, K, 1> m = R * w_shifted;
+    const std::size_t out = (std::size_t(b) * r.tokens + i) * r.embed_dim + head.offset;
+    for (int k = 0; k < K; ++k) r.mu[out + k] = Scalar(m(k));
+    if (opt.covariance_message) {
+      Mat M;
+      for (int p = 0; p < K; ++p)
+        for (int q = p; q < K; ++q) M(p, q) = M(q, p) = acc[lifted::sym_index(K, p, q)];
+      const Mat C = R * (M - w * w.transpose()) * R.transpose();
+      store_covariance(r, b, i, head.offset, C);
+    }
+    // Row statistics (§7) from the unnormalised weights.
+    double sum_off = 0, sumsq_off = 0;
+    for (int j = 0; j < count; ++j) {
+      if (keys.begin + j == i) continue;
+      const double p = x[j] * inv_total;
+      sum_off += p;
+      sumsq_off += p * p;
+    }
+    stats.add_row(keys, i, sum_off, sumsq_off, std::log(total) - weighted_logit * inv_total);
+    if (opt.return_matrices) {
+      for (int j = 0; j < n; ++j) {
+        double dot = 0;
+        for (int p = 0; p < W::lifted; ++p) dot += double(a[p]) * s.keys[std::size_t(p) * n + j];
+        r.kl[r.pair_index(b, h, i, j)] = Scalar(-kappa * dot - s.half_logdet[i]);
+        r.beta[r.pair_index(b, h, i, j)] = keys.allows(j) ? Scalar(x[j - keys.begin] * inv_total) : Scalar(0);
+      }
+    }
+  }
+}
+
+/// KL statistics of sequence 0 from its lifted heads: average over heads, pair by pair (§7).
+template <class Scalar>
+KlStatistics lifted_kl_statistics(const LiftedSequence<Scalar>* heads, int H, const std::vector<double>& kappa) {
+  const int n = heads[0].n;
+  std::vector<RunningMoments> partial(n);
+  parallel_for(n, [&](std::int64_t i) {
+    for (int j = 0; j < n; ++j) {
+      if (j == i) continue;
+      double sum = 0;
+      for (int h = 0; h < H; ++h) {
+        const auto& s = heads[h];
+        double dot = 0;
+        for (int p = 0; p < s.P; ++p) dot += double(s.queries[std::size_t(i) * s.P + p]) * s.keys[std::size_t(p) * n + j];
+        sum += -kappa[h] * dot - s.half_logdet[i];
+      }
+      partial[i].add(sum / H);
+    }
+  });
+  RunningMoments all;
+  for (const auto& p : partial) all.merge(p);
+  return all.statistics();
+}
+
+/// Calls f(std::integral_constant<int, K>) for the head dimension K = 2l+1 of a spec's head.
+template <class Spec, class F>
+void dispatch_head_dim(int l, F&& f) {
+  bool found = false;
+  Spec::for_each_irrep([&](auto irrep, int) {
+    constexpr int L = decltype(irrep)::l;
+    if (!found && L == l) {
+      found = true;
+      f(std::integral_constant<int, 2 * L + 1>{});
+    }
+  });
+}
+
+template <class Spec, class Scalar>
+void exact_forward(const BeliefView<Scalar>& q, const AttentionOptions& opt, const std::vector<double>& kappa,
+                   const std::vector<int>& lengths, AttentionResult<Scalar>& r) {
+  constexpr int H = Spec::num_heads;
+  const int B = q.batch;
+  std::vector<LiftedSequence<Scalar>> lifted(std::size_t(B) * H);
+  parallel_for(std::int64_t(B) * H, [&](std::int64_t t) {
+    const int b = int(t / H), h = int(t % H);
+    const HeadInfo head = Spec::head(h);
+    dispatch_head_dim<Spec>(head.l, [&](auto k) {
+      lift_sequence<decltype(k)::value>(q, b, lengths[b], h, head, kappa[h], opt.identity_transport, lifted[t]);
+    });
+  });
+  // Query blocks of 64 rows keep the tasks balanced under the causal mask.
+  constexpr int rows_per_task = 64;
+  struct Task {
+    int b, h, begin, end;
+  };
+  std::vector<Task> tasks;
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < H; ++h)
+      for (int i = 0; i < lengths[b]; i += rows_per_task) tasks.push_back({b, h, i, std::min(i + rows_per_task, lengths[b])});
+  std::vector<RowStatisticsAccumulator> task_stats;
+  for (const Task& t : tasks) task_stats.emplace_back(lengths[t.b], 0.0);
+  parallel_for(std::int64_t(tasks.size()), [&](std::int64_t k) {
+    const Task& t = tasks[k];
+    const HeadInfo head = Spec::head(t.h);
+    std::vector<Scalar> scratch;
+    dispatch_head_dim<Spec>(head.l, [&](auto dim) {
+      attend_rows<decltype(dim)::value>(lifted[std::size_t(t.b) * H + t.h], t.b, t.h, head, kappa[t.h], opt, t.begin,
+                                        t.end, scratch, r, task_stats[k]);
+    });
+  });
+  std::vector<RowStatisticsAccumulator> per_head;
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < H; ++h) per_head.emplace_back(lengths[b], 0.0);
+  for (std::size_t k = 0; k < tasks.size(); ++k)
+    per_head[std::size_t(tasks[k].b) * H + tasks[k].h].merge(task_stats[k]);
+  for (std::size_t k = 0; k < per_head.size(); ++k) r.row_statistics[k] = per_head[k].result();
+  if (opt.kl_statistics) r.kl_statistics = lifted_kl_statistics(lifted.data(), H, kappa);
+}
+
+template <class Spec, class Scalar>
+void upstream_forward(const BeliefView<Scalar>& q, const AttentionOptions& opt, const std::vector<double>& kappa,
+                      const std::vector<int>& lengths, AttentionResult<Scalar>& r) {
+  using Eigen::MatrixXd;
+  using Eigen::VectorXd;
+  constexpr int H = Spec::num_heads;
+  constexpr double beta_floor = 1e-8;
+  const int B = q.batch;
+  const bool diagonal = q.covariance == Covariance::diagonal;
+  std::vector<RowStatisticsAccumulator> per_head;
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < H; ++h) per_head.emplace_back(lengths[b], beta_floor);
+  std::vector<RunningMoments> kl_pairs(H);  // sequence 0, per head: summed after
+  std::vector<std::vector<double>> kl_first(H);
+  parallel_for(std::int64_t(B) * H, [&](std::int64_t t) {
+    const int b = int(t / H), h = int(t % H), n = lengths[b];
+    const HeadInfo head = Spec::head(h);
+    const int K = head.dim;
+    const Generators& G = upstream_generators(head.l);
+    auto expm = [&](const MatrixXd& A) {
+      return opt.exponential == UpstreamExponential::taylor4 ? expm_taylor4(A) : expm_pade(A);
+    };
+    std::vector<MatrixXd> fwd(n), inv(n);
+    std::vector<VectorXd> mu(n);
+    std::vector<MatrixXd> cov(n);
+    for (int i = 0; i < n; ++i) {
+      const MatrixXd A = algebra_element(G, q.frame(b, i));
+      fwd[i] = opt.identity_transport ? MatrixXd::Identity(K, K) : expm(A);
+      inv[i] = opt.identity_transport ? MatrixXd::Identity(K, K) : expm(-A);
+      mu[i] = q.mean(b, i, head.offset, K).template cast<double>();
+      cov[i] = q.covariance_block(b, i, head.offset, K);
+    }
+    std::vector<double> kl(std::size_t(n) * n);
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < n; ++j) {
+        const MatrixXd omega = fwd[i] * inv[j];
+        kl[std::size_t(i) * n + j] =
+            diagonal ? kl_upstream_diagonal(mu[i], cov[i].diagonal(), mu[j], cov[j].diagonal(), omega)
+                     : kl_upstream_full(mu[i], cov[i], mu[j], cov[j], omega);
+      }
+    std::vector<double> beta(n);
+    for (int i = 0; i < n; ++i) {
+      const KeyRange keys = key_range(opt.mask, i, n);
+      double top = -std::numeric_limits<double>::infinity();
+      for (int j = keys.begin; j < keys.end; ++j)
+        if (keys.allows(j)) top = std::max(top, -kl[std::size_t(i) * n + j] / kappa[h] + logit_bias(opt.mask, i, j));
+      double total = 0, weighted_logit = 0;
+      for (int j = 0; j < n; ++j) {
+        beta[j] = 0;
+        if (!keys.allows(j)) continue;
+        const double x = -kl[std::size_t(i) * n + j] / kappa[h] + logit_bias(opt.mask, i, j) - top;
+        beta[j] = std::exp(x);
+        total += beta[j];
+        weighted_logit += beta[j] * x;
+      }
+      double sum_off = 0, sumsq_off = 0;
+      for (int j = 0; j < n; ++j) {
+        beta[j] = std::max(beta[j] / total, beta_floor);  // upstream: clamp, no renormalisation
+        if (keys.allows(j) && j != i) {
+          sum_off += beta[j];
+          sumsq_off += beta[j] * beta[j];
+        }
+      }
+      per_head[t].add_row(keys, i, sum_off, sumsq_off, std::log(total) - weighted_logit / total);
+      // Messages over every key, masked ones at their clamped weight, as upstream does.
+      VectorXd m = VectorXd::Zero(K);
+      MatrixXd second = MatrixXd::Zero(K, K);
+      for (int j = 0; j < n; ++j) {
+        const MatrixXd omega = fwd[i] * inv[j];
+        const VectorXd mt = omega * mu[j];
+        m += beta[j] * mt;
+        if (!opt.covariance_message) continue;
+        MatrixXd St = omega * cov[j] * omega.transpose();
+        if (diagonal) St = MatrixXd(St.diagonal().asDiagonal());
+        second += beta[j] * (St + mt * mt.transpose());
+      }
+      const std::size_t out = (std::size_t(b) * r.tokens + i) * r.embed_dim + head.offset;
+      for (int k = 0; k < K; ++k) r.mu[out + k] = Scalar(m(k));
+      if (opt.covariance_message) store_covariance(r, b, i, head.offset, MatrixXd(second - m * m.transpose()));
+      if (opt.return_matrices)
+        for (int j = 0; j < n; ++j) {
+          r.kl[r.pair_index(b, h, i, j)] = Scalar(kl[std::size_t(i) * n + j]);
+          r.beta[r.pair_index(b, h, i, j)] = Scalar(beta[j]);
+        }
+    }
+    if (b == 0 && opt.kl_statistics) kl_first[h] = std::move(kl);
+  });
+  for (std::size_t k = 0; k < per_head.size(); ++k) r.row_statistics[k] = per_head[k].result();
+  if (opt.kl_statistics) {
+    RunningMoments all;
+    const int n = lengths[0];
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < n; ++j) {
+        if (i == j) continue;
+        double sum = 0;
+        for (int h = 0; h < H; ++h) sum += kl_first[h][std::size_t(i) * n + j];
+        all.add(sum / H);
+      }
+    r.kl_statistics = all.statistics();
+  }
+}
+
+}  // namespace detail
+
+/// KL attention of every head of `Spec` over a batch of beliefs (M5, M6, and M7 on request).
+/// Throws InvalidArgument for bad shapes, non-finite inputs, variances ≤ 0, covariance blocks
+/// that are not positive definite, κ ≤ 0 and inconsistent options. Rows of padded tokens
+/// (i ≥ valid length) are left zero in every output.
+template <class Spec, class Scalar>
+AttentionResult<Scalar> attention_forward(const BeliefView<Scalar>& q, const AttentionOptions& opt) {
+  validate(q, Spec::embed_dim);
+  detail::check_mask(opt.mask);
+  const std::vector<double> kappa = detail::kappa_per_head(opt, Spec::num_heads);
+  const std::vector<int> lengths = detail::lengths_per_sequence(opt, q.batch, q.tokens);
+
+  AttentionResult<Scalar> r;
+  r.batch = q.batch;
+  r.tokens = q.tokens;
+  r.embed_dim = q.embed_dim;
+  r.num_heads = Spec::num_heads;
+  r.covariance = q.covariance;
+  const std::size_t tokens = std::size_t(q.batch) * q.tokens;
+  r.mu.assign(tokens * q.embed_dim, Scalar(0));
+  if (opt.covariance_message) r.sigma.assign(tokens * q.sigma_stride(), Scalar(0));
+  if (opt.return_matrices) {
+    r.kl.assign(tokens * Spec::num_heads * q.tokens, Scalar(0));
+    r.beta.assign(r.kl.size(), Scalar(0));
+  }
+  r.row_statistics.resize(std::size_t(q.batch) * Spec::num_heads);
+  if (opt.mode == Mode::exact)
+    detail::exact_forward<Spec>(q, opt, kappa, lengths, r);
+  else
+    detail::upstream_forward<Spec>(q, opt, kappa, lengths, r);
+  return r;
+}
+
+}  // namespace gauge_attn
