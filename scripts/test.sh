@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Builds and runs the test suite.
+#   scripts/test.sh             Release build in build/: CPU tests (ctest -L cpu), then the GPU tests
+#                               (ctest -L gpu; they report "skipped" on a machine without a GPU).
+#                               CUDA code is compiled whenever nvcc exists.
+#   scripts/test.sh --sanitize  ASan+UBSan build in build-asan/ (no CUDA), CPU tests only.
+# Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+mode=release
+case "${1:-}" in
+  "") ;;
+  --sanitize) mode=sanitize ;;
+  *) echo "usage: scripts/test.sh [--sanitize]" >&2; exit 2 ;;
+esac
+
+scripts/setup.sh
+
+jobs=2
+ctest_args=(--output-on-failure --no-tests=error -j "$jobs" --timeout 900)
+
+if [ "$mode" = release ]; then
+  if [ -z "${CUDACXX:-}" ] && ! command -v nvcc >/dev/null 2>&1 && [ -x /usr/local/cuda/bin/nvcc ]; then
+    export CUDACXX=/usr/local/cuda/bin/nvcc
+  fi
+  cuda=OFF
+  if [ -n "${CUDACXX:-}" ] || command -v nvcc >/dev/null 2>&1; then
+    cuda=ON
+  fi
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release \
+    -DGAUGE_ATTN_BUILD_TESTS=ON -DGAUGE_ATTN_BUILD_EXAMPLES=ON -DGAUGE_ATTN_BUILD_BENCHMARKS=ON \
+    -DGAUGE_ATTN_ENABLE_CUDA="$cuda" -DGAUGE_ATTN_WERROR=ON
+  cmake --build build -j "$jobs"
+  ctest --test-dir build -L cpu "${ctest_args[@]}"
+  if [ "$cuda" = ON ]; then
+    ctest --test-dir build -L gpu "${ctest_args[@]}"
+  fi
+else
+  export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
+  export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+  # GCC's -Wmaybe-uninitialized gives false positives under -fsanitize (in libstdc++'s <regex>, for
+  # one); the Release build keeps that warning an error.
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug \
+    -DCMAKE_CXX_FLAGS="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -Wno-maybe-uninitialized" \
+    -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
+    -DGAUGE_ATTN_BUILD_TESTS=ON -DGAUGE_ATTN_BUILD_EXAMPLES=OFF -DGAUGE_ATTN_BUILD_BENCHMARKS=OFF \
+    -DGAUGE_ATTN_BUILD_CHECKS=OFF -DGAUGE_ATTN_ENABLE_CUDA=OFF -DGAUGE_ATTN_WERROR=ON
+  cmake --build build-asan -j "$jobs"
+  ctest --test-dir build-asan -L cpu "${ctest_args[@]}"
+fi
