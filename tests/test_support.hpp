@@ -1,0 +1,49 @@
+// tests/test_support.hpp: random beliefs and the paths the tests read data from.
+#pragma once
+
+#include <gauge_attn/belief.hpp>
+#include <gauge_attn/irreps.hpp>
+
+#include <Eigen/Core>
+#include <random>
+#include <string>
+
+#ifndef GAUGE_ATTN_FIXTURE_DIR
+#define GAUGE_ATTN_FIXTURE_DIR "../shared/fixtures/upstream_parity_small"
+#endif
+
+namespace gauge_attn::testing {
+
+inline std::string fixture(const std::string& name) { return std::string(GAUGE_ATTN_FIXTURE_DIR) + "/" + name; }
+
+/// Random beliefs for a spec: μ ~ N(0, 1), frames φ ~ N(0, s²) per component, variances
+/// uniform in [0.3, 3] or, for full covariances, per-head blocks A Aᵀ/K + 0.3 I (SPD, condition
+/// number a few tens) with zero off-block entries. Never zeros.
+template <class Spec, class Scalar = double>
+Beliefs<Scalar> random_beliefs(std::mt19937& rng, int B, int N, Covariance kind, double frame_scale = 1.0) {
+  constexpr int E = Spec::embed_dim;
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::uniform_real_distribution<double> variance(0.3, 3.0);
+  Beliefs<Scalar> q(B, N, E, kind);
+  for (auto& x : q.mu) x = Scalar(normal(rng));
+  for (auto& x : q.phi) x = Scalar(frame_scale * normal(rng));
+  if (kind == Covariance::diagonal) {
+    for (auto& x : q.sigma) x = Scalar(variance(rng));
+    return q;
+  }
+  for (int t = 0; t < B * N; ++t)
+    for (int h = 0; h < Spec::num_heads; ++h) {
+      const HeadInfo head = Spec::head(h);
+      const int K = head.dim;
+      Eigen::MatrixXd A(K, K);
+      for (int r = 0; r < K; ++r)
+        for (int c = 0; c < K; ++c) A(r, c) = normal(rng);
+      const Eigen::MatrixXd S = A * A.transpose() / K + 0.3 * Eigen::MatrixXd::Identity(K, K);
+      for (int r = 0; r < K; ++r)
+        for (int c = 0; c < K; ++c)
+          q.sigma[(std::size_t(t) * E + head.offset + r) * E + head.offset + c] = Scalar(S(r, c));
+    }
+  return q;
+}
+
+}  // namespace gauge_attn::testing
