@@ -188,7 +188,11 @@ TEST_CASE("valid lengths equal running the truncated sequence, and padded rows a
   o.covariance_message = true;
   o.return_matrices = true;
   o.valid_lengths = {12, 7};
-  const auto r = attention_forward<Spec>(q.view(), o);
+  auto padded = q;  // padding may hold anything: it is never read
+  const std::size_t E = Spec::embed_dim;
+  for (std::size_t k = (12 + 7) * E; k < 24 * E; ++k) padded.mu[k] = std::numeric_limits<double>::quiet_NaN();
+  for (std::size_t k = (12 + 7) * E * E; k < 24 * E * E; ++k) padded.sigma[k] = 0.0;
+  const auto r = attention_forward<Spec>(padded.view(), o);
   check_against_reference<Spec>(rng, Covariance::diagonal, o, 2, 12);
   // Sequence 1 alone, cut to 7 tokens.
   Beliefs<double> cut(1, 7, Spec::embed_dim, Covariance::full);
@@ -526,6 +530,15 @@ TEST_CASE("bad input raises an error naming the argument", "[attention][errors]"
       for (int c = 0; c < 5; ++c) q.sigma[(std::size_t(2) * E + off + r) * E + off + c] = (r == c ? 1.0 : 0.0);
     q.sigma[(std::size_t(2) * E + off + 1) * E + off + 1] = -0.1;
     fails_with(run_with(q, o), "sigma");
+  }
+  {
+    auto q = good_full;  // an asymmetric block (head 6, ℓ1, token 4): both modes would read it differently
+    const int E = Spec::embed_dim, off = Spec::head(6).offset;
+    q.sigma[(std::size_t(4) * E + off + 0) * E + off + 2] += 0.25;
+    fails_with(run_with(q, o), "sigma");
+    auto up = o;
+    up.mode = Mode::upstream;
+    fails_with(run_with(q, up), "sigma");
   }
   {
     auto q = good_full;  // a non-finite covariance entry

@@ -11,6 +11,7 @@
 // full KL, KL ≥ 0, β ≥ 1e-8 without renormalisation. It is O(N²K³) and meant for small N.
 #pragma once
 
+#include <Eigen/Cholesky>
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
@@ -126,6 +127,17 @@ inline std::vector<int> lengths_per_sequence(const AttentionOptions& opt, int ba
   return opt.valid_lengths;
 }
 
+/// A full covariance block must be symmetric (to 1e-6 of its largest entry, which float
+/// inputs meet) and positive definite; both modes then read it the same way.
+inline void check_covariance_block(const Eigen::MatrixXd& S, int b, int i, int h, int l) {
+  const double scale = S.cwiseAbs().maxCoeff();
+  const double asymmetry = (S - S.transpose()).cwiseAbs().maxCoeff();
+  require(asymmetry <= 1e-6 * scale, "sigma", "the covariance block of head ", h, " (", irrep_label(l), ") at (b=", b,
+          ", n=", i, ") is not symmetric (max |S - S^T| = ", asymmetry, ")");
+  require(Eigen::LLT<Eigen::MatrixXd>(S).info() == Eigen::Success, "sigma", "the covariance block of head ", h, " (",
+          irrep_label(l), ") at (b=", b, ", n=", i, ") is not positive definite");
+}
+
 inline void check_mask(const MaskSpec& m) {
   require(m.window >= 0, "window", "must be >= 0 (0 = no window), got ", m.window);
   require(std::isfinite(m.alibi_slope), "alibi_slope", "must be finite, got ", m.alibi_slope);
@@ -184,7 +196,8 @@ void lift_sequence(const BeliefView<Scalar>& q, int b, int n, int h, const HeadI
     if (diagonal) {
       for (int k = 0; k < K; ++k) sigma[k] = q.variances(b, i, head.offset, K)(k);
     } else {
-      const auto blk = q.block(b, i, head.offset, K);
+      const Eigen::MatrixXd blk = q.covariance_block(b, i, head.offset, K);
+      check_covariance_block(blk, b, i, h, L);
       for (int r = 0; r < K; ++r)
         for (int c = 0; c < K; ++c) sigma[r * K + c] = blk(r, c);
     }
@@ -395,6 +408,7 @@ void upstream_forward(const BeliefView<Scalar>& q, const AttentionOptions& opt, 
       inv[i] = opt.identity_transport ? MatrixXd::Identity(K, K) : expm(-A);
       mu[i] = q.mean(b, i, head.offset, K).template cast<double>();
       cov[i] = q.covariance_block(b, i, head.offset, K);
+      if (!diagonal) check_covariance_block(cov[i], b, i, h, head.l);
     }
     std::vector<double> kl(std::size_t(n) * n);
     for (int i = 0; i < n; ++i)
@@ -474,10 +488,11 @@ void upstream_forward(const BeliefView<Scalar>& q, const AttentionOptions& opt, 
 /// (i ≥ valid length) are left zero in every output.
 template <class Spec, class Scalar>
 AttentionResult<Scalar> attention_forward(const BeliefView<Scalar>& q, const AttentionOptions& opt) {
-  validate(q, Spec::embed_dim);
+  validate_shape(q, Spec::embed_dim);
   detail::check_mask(opt.mask);
   const std::vector<double> kappa = detail::kappa_per_head(opt, Spec::num_heads);
   const std::vector<int> lengths = detail::lengths_per_sequence(opt, q.batch, q.tokens);
+  validate_values(q, lengths);
 
   AttentionResult<Scalar> r;
   r.batch = q.batch;

@@ -66,11 +66,9 @@ struct BeliefView {
   }
 };
 
-/// Checks the view's shapes and pointers and that μ, φ and Σ are finite; throws InvalidArgument
-/// naming the argument, the value and its index. Positive definiteness is checked per head
-/// where the blocks are factorised.
+/// Checks the view's shapes and pointers; throws InvalidArgument naming the argument.
 template <class Scalar>
-void validate(const BeliefView<Scalar>& q, int expected_embed_dim) {
+void validate_shape(const BeliefView<Scalar>& q, int expected_embed_dim) {
   using detail::require;
   require(q.batch >= 1, "batch", "must be >= 1, got ", q.batch);
   require(q.tokens >= 1, "tokens", "must be >= 1 (N = 0 has no attention), got ", q.tokens);
@@ -79,24 +77,33 @@ void validate(const BeliefView<Scalar>& q, int expected_embed_dim) {
   require(q.mu != nullptr, "mu", "null pointer");
   require(q.sigma != nullptr, "sigma", "null pointer");
   require(q.phi != nullptr, "phi", "null pointer");
-  const std::size_t tokens = q.token_index(q.batch, 0);
-  auto check_finite = [&](const Scalar* data, std::size_t per_token, const char* name) {
-    for (std::size_t t = 0; t < tokens; ++t)
-      for (std::size_t e = 0; e < per_token; ++e) {
-        const Scalar v = data[t * per_token + e];
-        require(std::isfinite(v), name, "non-finite value ", v, " at (b=", t / q.tokens, ", n=", t % q.tokens,
-                ", ", e, ")");
-      }
-  };
-  check_finite(q.mu, static_cast<std::size_t>(q.embed_dim), "mu");
-  check_finite(q.phi, 3, "phi");
-  check_finite(q.sigma, q.sigma_stride(), "sigma");
-  if (q.covariance == Covariance::diagonal)
-    for (std::size_t t = 0; t < tokens; ++t)
-      for (int e = 0; e < q.embed_dim; ++e) {
-        const Scalar v = q.sigma[t * q.sigma_stride() + e];
-        require(v > 0, "sigma", "variance ", v, " <= 0 at (b=", t / q.tokens, ", n=", t % q.tokens, ", e=", e, ")");
-      }
+}
+
+/// Checks that μ, φ and Σ of the valid tokens (n < valid_lengths[b]; empty: all) are finite and
+/// that variances are > 0; throws InvalidArgument naming the argument, the value and its index.
+/// Symmetry and positive definiteness of full blocks are checked per head where they are read.
+template <class Scalar>
+void validate_values(const BeliefView<Scalar>& q, const std::vector<int>& valid_lengths = {}) {
+  using detail::require;
+  const std::size_t E = q.embed_dim;
+  for (int b = 0; b < q.batch; ++b) {
+    const int n = valid_lengths.empty() ? q.tokens : valid_lengths[b];
+    for (int i = 0; i < n; ++i) {
+      const std::size_t t = q.token_index(b, i);
+      auto check_finite = [&](const Scalar* data, std::size_t count, const char* name) {
+        for (std::size_t e = 0; e < count; ++e)
+          require(std::isfinite(data[t * count + e]), name, "non-finite value ", data[t * count + e], " at (b=", b,
+                  ", n=", i, ", ", e, ")");
+      };
+      check_finite(q.mu, E, "mu");
+      check_finite(q.phi, 3, "phi");
+      check_finite(q.sigma, q.sigma_stride(), "sigma");
+      if (q.covariance == Covariance::diagonal)
+        for (std::size_t e = 0; e < E; ++e)
+          require(q.sigma[t * E + e] > 0, "sigma", "variance ", q.sigma[t * E + e], " <= 0 at (b=", b, ", n=", i,
+                  ", e=", e, ")");
+    }
+  }
 }
 
 /// Owning storage for a batch of beliefs, e.g. for tests, examples and files read from disk.

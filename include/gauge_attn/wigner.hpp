@@ -53,9 +53,10 @@ inline const Eigen::MatrixXd& quarter_turn_x(int l) {
 
 /// (M2) through the axis: with φ = θ n̂ and n̂ = (sin b cos a, sin b sin a, cos b),
 /// exp(θ n̂·G) = Z(a) Y(b) Z(θ) Y(b)ᵀ Z(a)ᵀ, Z(t) = exp(t G_z), Y(t) = exp(t G_y) = X Z(t) Xᵀ.
-/// Every factor is exactly orthogonal up to rounding, for any θ (θ ≥ π included); the angles a
-/// and b are ill-defined only where the factors they multiply reduce to the identity, so no
-/// precision is lost as |φ| → 0 or n̂ → ±z.
+/// Every factor is exactly orthogonal up to rounding, for any θ (θ ≥ π included). The angles
+/// lose precision only where the result stops depending on them: b → 0 or π makes Z(a) commute
+/// with the rest (n̂ → ±z), and θ → 0 makes Z(θ) → I, so no accuracy is lost as |φ| → 0 or near
+/// the poles.
 template <class Mat>
 void wigner_d_into(int l, const Eigen::Vector3d& phi, Mat& D) {
   check_spin(l);
