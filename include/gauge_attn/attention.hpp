@@ -230,38 +230,38 @@ void attend_rows(const LiftedSequence<Scalar>& s, int b, int h, const HeadInfo& 
   const int n = s.n;
   const int needed_values = opt.covariance_message ? W::values : K;
   const int first_value = opt.covariance_message ? 0 : W::sym;
-  scratch.resize(n);
+  scratch.resize(2 * std::size_t(n));  // logits, then weights
   for (int i = row_begin; i < row_end; ++i) {
     const KeyRange keys = key_range(opt.mask, i, n);
     Scalar* x = scratch.data() + keys.begin;
     const int count = keys.end - keys.begin;
-    for (int j = 0; j < count; ++j) x[j] = Scalar(logit_bias(opt.mask, i, keys.begin + j));
+    using Array = Eigen::Array<Scalar, Eigen::Dynamic, 1>;
+    Eigen::Map<Array> t(x, count), e(x + n, count);
+    if (opt.mask.alibi_slope == 0)
+      t.setZero();
+    else  // logit_bias(i, j) = slope·(i − j) for j = begin … end − 1
+      t = Array::LinSpaced(count, Scalar(i - keys.begin), Scalar(i - keys.end + 1)) * Scalar(opt.mask.alibi_slope);
     const Scalar* a = &s.queries[std::size_t(i) * W::lifted];
     for (int p = 0; p < W::lifted; ++p) {  // x_j += a_i[p] b_j[p]: the (M8) score
       const Scalar ap = a[p];
       const Scalar* bp = &s.keys[std::size_t(p) * n + keys.begin];
       for (int j = 0; j < count; ++j) x[j] += ap * bp[j];
     }
-    if (keys.excluded >= 0) x[keys.excluded - keys.begin] = -std::numeric_limits<Scalar>::infinity();
-    Scalar top = -std::numeric_limits<Scalar>::infinity();
-    for (int j = 0; j < count; ++j) top = std::max(top, x[j]);
-    double total = 0, weighted_logit = 0;
-    for (int j = 0; j < count; ++j) {
-      const Scalar t = x[j] - top;
-      const Scalar e = std::exp(t);
-      x[j] = e;
-      total += e;
-      if (e > 0) weighted_logit += double(e) * t;
-    }
+    // Softmax (M5) with Eigen's vectorised exp; e holds the unnormalised weights.
+    const int excluded = keys.excluded >= 0 ? keys.excluded - keys.begin : -1;
+    if (excluded >= 0) t(excluded) = -std::numeric_limits<Scalar>::infinity();
+    t -= t.maxCoeff();
+    e = t.exp();
+    if (excluded >= 0) t(excluded) = e(excluded) = 0;  // exp clamps −∞ to a denormal; 0·(−∞) stays out
+    const double total = double(e.sum());
     const double inv_total = 1.0 / total;
+    const double weighted_logit = double((e * t).sum());
     // Message sums over the allowed keys (M9): Σ_j e_j [sym(S_j + ν_jν_jᵀ), ν_j] / Σ_j e_j.
     double acc[W::values] = {};
-    for (int v = first_value; v < first_value + needed_values; ++v) {
-      const Scalar* vals = &s.values[std::size_t(v) * n + keys.begin];
-      Scalar sum = 0;
-      for (int j = 0; j < count; ++j) sum += x[j] * vals[j];
-      acc[v] = double(sum) * inv_total;
-    }
+    for (int v = first_value; v < first_value + needed_values; ++v)
+      acc[v] = double(e.matrix().dot(Eigen::Map<const Eigen::Matrix<Scalar, Eigen::Dynamic, 1>>(
+                   &s.values[std::size_t(v) * n + keys.begin], count))) *
+               inv_total;
     // Back to frame i: m_i = R_i (w + ν̄), Σ^agg_i = R_i (M − w wᵀ) R_iᵀ.
     const Eigen::Map<const Mat> R(&s.frames[std::size_t(i) * K * K]);
     Eigen::Matrix<double, K, 1> w, w_shifted;
@@ -279,21 +279,20 @@ void attend_rows(const LiftedSequence<Scalar>& s, int b, int h, const HeadInfo& 
       const Mat C = R * (M - w * w.transpose()) * R.transpose();
       store_covariance(r, b, i, head.offset, C);
     }
-    // Row statistics (§7) from the unnormalised weights.
-    double sum_off = 0, sumsq_off = 0;
-    for (int j = 0; j < count; ++j) {
-      if (keys.begin + j == i) continue;
-      const double p = x[j] * inv_total;
-      sum_off += p;
-      sumsq_off += p * p;
-    }
+    // Row statistics (§7) from the unnormalised weights, β_ii left out by summing the keys before
+    // and after i (subtracting it would cancel: the self weight dominates sharp rows, KL_ii = 0).
+    const int self = std::clamp(i - keys.begin, 0, count);
+    const int after = std::max(count - self - 1, 0);
+    const double sum_off = double(e.head(self).sum() + e.tail(after).sum()) * inv_total;
+    const double sumsq_off =
+        double(e.head(self).square().sum() + e.tail(after).square().sum()) * inv_total * inv_total;
     stats.add_row(keys, i, sum_off, sumsq_off, std::log(total) - weighted_logit * inv_total);
     if (opt.return_matrices) {
       for (int j = 0; j < n; ++j) {
         double dot = 0;
         for (int p = 0; p < W::lifted; ++p) dot += double(a[p]) * s.keys[std::size_t(p) * n + j];
         r.kl[r.pair_index(b, h, i, j)] = Scalar(-kappa * dot - s.half_logdet[i]);
-        r.beta[r.pair_index(b, h, i, j)] = keys.allows(j) ? Scalar(x[j - keys.begin] * inv_total) : Scalar(0);
+        r.beta[r.pair_index(b, h, i, j)] = keys.allows(j) ? Scalar(e(j - keys.begin) * inv_total) : Scalar(0);
       }
     }
   }
