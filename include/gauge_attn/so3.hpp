@@ -5,72 +5,26 @@
 #include <Eigen/Core>
 #include <Eigen/Geometry>
 #include <array>
-#include <cmath>
-#include <complex>
-#include <mutex>
-#include <vector>
 
+#include "detail/so3_tables.hpp"
 #include "error.hpp"
 
 namespace gauge_attn {
-
-/// Highest spin for which generators and Wigner-D matrices are provided.
-inline constexpr int max_supported_l = 24;
 
 /// The three generators G_x, G_y, G_z of one spin, (2ℓ+1, 2ℓ+1) each.
 using Generators = std::array<Eigen::MatrixXd, 3>;
 
 namespace detail {
 
-inline void check_spin(int l) {
-  require(l >= 0 && l <= max_supported_l, "l", "spin ", l, " is outside [0, ", max_supported_l, "]");
-}
-
-/// (M1): G_a = skew(Re(S (i J_a) S†)) with J the complex angular momentum in |ℓ, m⟩ and S the
-/// unitary change to the real basis ordered [m = 0, c1, s1, c2, s2, …, cℓ, sℓ].
-inline Generators build_generators(int l) {
-  using C = std::complex<double>;
+inline Generators to_eigen(const GeneratorTables& t, int l) {
   const int K = 2 * l + 1;
-  const C i(0.0, 1.0);
-  Eigen::MatrixXcd Jz = Eigen::MatrixXcd::Zero(K, K), Jp = Jz, Jm = Jz;
-  for (int r = 0; r < K; ++r) {
-    const double m = r - l;
-    Jz(r, r) = m;
-    if (m < l) Jp(r, r + 1) = std::sqrt((l - m) * (l + m + 1));
-    if (m > -l) Jm(r, r - 1) = std::sqrt((l + m) * (l - m + 1));
-  }
-  const Eigen::MatrixXcd Jx = (Jp + Jm) / 2.0;
-  const Eigen::MatrixXcd Jy = (Jp - Jm) / (2.0 * i);
-
-  Eigen::MatrixXcd S = Eigen::MatrixXcd::Zero(K, K);
-  S(0, l) = 1.0;
-  const double r2 = 1.0 / std::sqrt(2.0);
-  for (int m = 1; m <= l; ++m) {
-    const double p = (m % 2 == 0) ? 1.0 : -1.0;
-    const int c = 2 * m - 1, s = 2 * m;
-    S(c, l + m) = r2;
-    S(c, l - m) = p * r2;
-    S(s, l + m) = -i * r2;
-    S(s, l - m) = i * p * r2;
-  }
   Generators G;
-  const Eigen::MatrixXcd* J[3] = {&Jx, &Jy, &Jz};
-  for (int a = 0; a < 3; ++a) {
-    const Eigen::MatrixXd X = (S * (i * *J[a]) * S.adjoint()).real();
-    G[a] = (X - X.transpose()) / 2.0;
-  }
+  for (int a = 0; a < 3; ++a)
+    G[a] = Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(t[a].data(), K, K);
   return G;
 }
 
-/// Lazily built, thread-safe table of one value per spin 0..max_supported_l.
-template <class Value, Value (*Build)(int)>
-const Value& per_spin_cache(int l) {
-  check_spin(l);
-  static std::array<std::once_flag, max_supported_l + 1> once;
-  static std::array<Value, max_supported_l + 1> table;
-  std::call_once(once[l], [l] { table[l] = Build(l); });
-  return table[l];
-}
+inline Generators build_generators(int l) { return to_eigen(generator_tables(l), l); }
 
 inline Generators build_upstream_generators(int l) {
   Generators G = build_generators(l);
