@@ -50,6 +50,7 @@ struct IrrepSpec {
                 "gauge_attn::IrrepSpec<...>: every argument must be a gauge_attn::Irrep<L, Heads>");
 
   static constexpr int num_irreps = static_cast<int>(sizeof...(Irreps));
+  using spins = std::integer_sequence<int, Irreps::l...>;  // ℓ of each Irrep, in spec order
   static constexpr int num_heads = (Irreps::heads + ...);
   static constexpr int embed_dim = ((Irreps::heads * Irreps::dim) + ...);
   static constexpr int max_l = [] {

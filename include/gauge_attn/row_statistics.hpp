@@ -10,6 +10,7 @@
 
 #include <cmath>
 
+#include "config.hpp"
 #include "mask.hpp"
 
 namespace gauge_attn {
@@ -23,6 +24,30 @@ struct RowStatistics {
   int entropy_rows = 0;        // rows in the entropy's mean
 };
 
+/// The upstream row_std of one row: population std over its n − 1 off-diagonal entries, of which
+/// `allowed` sum to s with squares summing to s2 and the rest hold `masked` (§7). Centred on the
+/// masked value, which keeps the one-pass formula accurate for the tiny masked values.
+GAUGE_ATTN_HOST_DEVICE inline double row_std_of(int n, double masked, int allowed, double s, double s2) {
+  if (n < 2) return 0.0;
+  const double m = n - 1.0;
+  const double d1 = s - allowed * masked;                         // Σ (x − c)
+  const double d2 = s2 - 2 * masked * s + allowed * masked * masked;  // Σ (x − c)²
+  const double var = d2 / m - (d1 / m) * (d1 / m);
+  return std::sqrt(var > 0 ? var : 0.0);
+}
+
+/// The same statistic for uniform attention over the row's allowed keys (the calibration baseline).
+GAUGE_ATTN_HOST_DEVICE inline double uniform_row_std_of(int n, double masked, const KeyRange& keys, int i) {
+  const int allowed_off = keys.count() - (keys.allows(i) ? 1 : 0);
+  const double u = 1.0 / keys.count() > masked ? 1.0 / keys.count() : masked;
+  return row_std_of(n, masked, allowed_off, allowed_off * u, allowed_off * u * u);
+}
+
+/// H_i / ln n_i for a row with entropy H over n_i = keys.count() > 1 allowed keys.
+GAUGE_ATTN_HOST_DEVICE inline double normalised_entropy_of(const KeyRange& keys, double entropy) {
+  return entropy / std::log(double(keys.count()));
+}
+
 /// Accumulates RowStatistics one row at a time.
 class RowStatisticsAccumulator {
  public:
@@ -35,13 +60,12 @@ class RowStatisticsAccumulator {
   void add_row(const KeyRange& keys, int i, double sum_off, double sumsq_off, double entropy) {
     const int allowed_off = keys.count() - (keys.allows(i) ? 1 : 0);
     if (n_ > 1) {
-      stats_.row_std += population_std(allowed_off, sum_off, sumsq_off);
-      const double u = std::fmax(1.0 / keys.count(), masked_);
-      stats_.uniform_row_std += population_std(allowed_off, allowed_off * u, allowed_off * u * u);
+      stats_.row_std += row_std_of(n_, masked_, allowed_off, sum_off, sumsq_off);
+      stats_.uniform_row_std += uniform_row_std_of(n_, masked_, keys, i);
       ++stats_.rows;
     }
     if (keys.count() > 1) {
-      stats_.entropy += entropy / std::log(double(keys.count()));
+      stats_.entropy += normalised_entropy_of(keys, entropy);
       ++stats_.entropy_rows;
     }
   }
@@ -65,17 +89,6 @@ class RowStatisticsAccumulator {
   }
 
  private:
-  // Population std over the N − 1 off-diagonal entries: `allowed` of them sum to s with squares
-  // summing to s2, the rest hold the masked value. Centred on the masked value for accuracy.
-  double population_std(int allowed, double s, double s2) const {
-    const double m = n_ - 1.0;
-    const double c = masked_;
-    const double d1 = s - allowed * c;                    // Σ (x − c)
-    const double d2 = s2 - 2 * c * s + allowed * c * c;  // Σ (x − c)²
-    const double var = d2 / m - (d1 / m) * (d1 / m);
-    return std::sqrt(std::fmax(var, 0.0));
-  }
-
   int n_;
   double masked_;
   RowStatistics stats_;
