@@ -15,10 +15,9 @@
 #include <vector>
 
 #include "error.hpp"
+#include "options.hpp"
 
 namespace gauge_attn {
-
-enum class Covariance { diagonal, full };
 
 /// A non-owning view of a batch of beliefs; all arrays are C order.
 template <class Scalar>

@@ -10,6 +10,9 @@
 
 namespace gauge_attn {
 
+/// How the covariances of the beliefs are given: K variances, or full K×K blocks.
+enum class Covariance { diagonal, full };
+
 enum class Mode {
   exact,    // (M4) through (M8), exact Wigner-D transport
   upstream  // math.md §6, for parity with the upstream project

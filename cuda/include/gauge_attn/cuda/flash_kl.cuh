@@ -1,0 +1,270 @@
+// gauge_attn/cuda/flash_kl.cuh: the fused KL-attention kernel. For one (sequence, head, query
+// tile) it streams the lifted keys through shared memory and keeps, per query, an online softmax
+// of the (M8) scores (M5), the message sums (M9) and the row statistics (§7), so that nothing of
+// size N² exists. All heads of a spec run in one launch; each block specialises on its head's ℓ.
+//
+// Threads: 128 = 16 query groups × 8 key groups. A thread owns QR queries (registers hold their
+// lifted vectors a_i) and every 8th key of each shared-memory tile; the 8 partial softmax states of
+// a query are merged with warp shuffles at the end. docs/cuda.md explains the choices.
+#pragma once
+
+#include <gauge_attn/lifted.hpp>
+#include <gauge_attn/mask.hpp>
+#include <gauge_attn/row_statistics.hpp>
+
+#include <cuda_runtime.h>
+
+#include <cmath>
+
+#include "layout.cuh"
+
+namespace gauge_attn::cuda {
+
+/// The attention kernel's inputs and outputs; device pointers. Passed by value.
+template <class Spec>
+struct AttentionParams {
+  HeadLayout heads[Spec::num_heads];
+  int batch = 0, tokens = 0, embed_dim = 0;
+  int tiles = 0;  // query tiles of the head with the most
+  MaskSpec mask;
+  bool diagonal_output = true;  // Σ^agg as (B, N, E) diagonals, else (B, N, E, E) blocks
+  const int* lengths = nullptr;
+  const float* queries = nullptr;
+  const float* keys = nullptr;
+  const float* values = nullptr;
+  const double* frames = nullptr;
+  const double* means = nullptr;
+  float* mu = nullptr;               // (B, N, E)
+  float* sigma = nullptr;            // Σ^agg, when the kernel is instantiated with the covariance
+  float* lse = nullptr;              // (B, H, N), natural log-sum-exp of the (M8) scores (+ bias)
+  float* row_std = nullptr;          // (B, H, N) per-row upstream row_std, when statistics are on
+  float* uniform_row_std = nullptr;  // (B, H, N)
+  float* entropy = nullptr;          // (B, H, N) H_i / ln n_i (0 where n_i = 1)
+};
+
+namespace detail {
+
+constexpr float ln2 = 0.6931471805599453f;
+
+/// Is every key of [t0, t1) allowed for every row of [q0, q1), with the diagonal outside the tile
+/// when it needs special handling? Then the tile needs no per-pair checks.
+__device__ inline bool tile_is_clear(const MaskSpec& m, int q0, int q1, int t0, int t1, int n, bool diagonal_matters) {
+  if (t1 > n) return false;
+  if (diagonal_matters && t0 < q1 && t1 > q0) return false;
+  if (m.causal) {
+    if (t1 - 1 > q0) return false;
+    if (m.window > 0 && t0 < q1 - 1 - m.window + 1) return false;
+  } else if (m.window > 0) {
+    const int half = m.window / 2;
+    if (t0 < q1 - 1 - half || t1 - 1 > q0 + half) return false;
+  }
+  return true;
+}
+
+/// Merges the online-softmax state of the partner lane (xor `offset`) into this one.
+__device__ inline float merge_scale(float& m, float partner_m, float& mine, float& theirs) {
+  const float top = fmaxf(m, partner_m);
+  mine = top == -INFINITY ? 0.f : exp2f(m - top);
+  theirs = top == -INFINITY ? 0.f : exp2f(partner_m - top);
+  m = top;
+  return top;
+}
+
+template <int K, bool Covariance, bool Statistics, class Spec>
+__device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, int tile, float* smem) {
+  using TS = TileShape<K>;
+  using W = LiftedWidths<K>;
+  constexpr int P = TS::P, QR = TS::QR, KT = TS::keys, KPT = TS::keys_per_thread;
+  constexpr int V = value_width<K>(Covariance);
+  constexpr int ks = TS::smem_stride(P), vs = TS::smem_stride(V);
+  const HeadLayout& head = p.heads[h];
+  const int n = p.lengths[b];
+  const int q0 = tile * TS::queries;
+  if (q0 >= n) return;
+  const int q1 = min(q0 + TS::queries, n);  // rows [q0, q1)
+  const int kg = threadIdx.x % TS::key_groups, qg = threadIdx.x / TS::key_groups;
+
+  // This thread's queries: rows q0 + qg + 16 r.
+  float a[QR][P];
+  int row[QR];
+  KeyRange range[QR];
+  for (int r = 0; r < QR; ++r) {
+    row[r] = q0 + qg + TS::query_groups * r;
+    const bool active = row[r] < q1;
+    range[r] = active ? key_range(p.mask, row[r], n) : KeyRange{0, 0, -1};
+    const float* src = p.queries + head.queries + (std::size_t(b) * p.tokens + (active ? row[r] : q0)) * TS::query_stride;
+    for (int k = 0; k < P; ++k) a[r][k] = active ? src[k] : 0.f;
+  }
+  float m[QR], l[QR], acc[QR][V];
+  float off[QR], off2[QR], ws[QR];  // Σ_{j≠i} w, Σ_{j≠i} w², Σ w·s (statistics)
+  for (int r = 0; r < QR; ++r) {
+    m[r] = -INFINITY;
+    l[r] = off[r] = off2[r] = ws[r] = 0.f;
+    for (int v = 0; v < V; ++v) acc[r][v] = 0.f;
+  }
+  const float alibi = float(p.mask.alibi_slope * 1.4426950408889634);  // log2 units, like the keys
+
+  // Keys any row of the block may see.
+  const KeyRange first = key_range(p.mask, q0, n), last = key_range(p.mask, q1 - 1, n);
+  const int lo = first.begin < last.begin ? first.begin : last.begin;
+  const int hi = first.end > last.end ? first.end : last.end;
+  float* sk = smem;            // [KT][ks]
+  float* sv = smem + KT * ks;  // [KT][vs]
+  const float* gk = p.keys + head.keys + std::size_t(b) * p.tokens * TS::key_stride;
+  const float* gv = p.values + head.values + std::size_t(b) * p.tokens * head.value_stride;
+
+  for (int t0 = lo; t0 < hi; t0 += KT) {
+    const int t1 = min(t0 + KT, hi);
+    __syncthreads();  // the previous tile is consumed
+    for (int e = threadIdx.x; e < KT * (TS::key_stride / 4); e += TS::threads) {
+      const int rr = e / (TS::key_stride / 4), c4 = e % (TS::key_stride / 4);
+      float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
+      if (t0 + rr < t1) x = reinterpret_cast<const float4*>(gk + std::size_t(t0 + rr) * TS::key_stride)[c4];
+      reinterpret_cast<float4*>(sk + rr * ks)[c4] = x;
+    }
+    for (int e = threadIdx.x; e < KT * (round4(V) / 4); e += TS::threads) {
+      const int rr = e / (round4(V) / 4), c4 = e % (round4(V) / 4);
+      float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
+      if (t0 + rr < t1) x = reinterpret_cast<const float4*>(gv + std::size_t(t0 + rr) * head.value_stride)[c4];
+      reinterpret_cast<float4*>(sv + rr * vs)[c4] = x;
+    }
+    __syncthreads();
+    const bool clear = t1 - t0 == KT && tile_is_clear(p.mask, q0, q1, t0, t1, n, Statistics || p.mask.mask_self);
+
+    // Scores of this thread's keys j = t0 + kg + 8c, in log2 units.
+    float s[QR][KPT];
+    for (int c = 0; c < KPT; ++c) {
+      const float* bj = sk + (kg + TS::key_groups * c) * ks;
+      float dot[QR] = {};
+#pragma unroll
+      for (int k = 0; k + 3 < P; k += 4) {
+        const float4 b4 = *reinterpret_cast<const float4*>(bj + k);
+        for (int r = 0; r < QR; ++r)
+          dot[r] += a[r][k] * b4.x + a[r][k + 1] * b4.y + a[r][k + 2] * b4.z + a[r][k + 3] * b4.w;
+      }
+#pragma unroll
+      for (int k = P / 4 * 4; k < P; ++k)
+        for (int r = 0; r < QR; ++r) dot[r] += a[r][k] * bj[k];
+      const int j = t0 + kg + TS::key_groups * c;
+      for (int r = 0; r < QR; ++r) {
+        float x = dot[r];
+        if (alibi != 0.f) x += alibi * float(row[r] - j);
+        if (!clear && !range[r].allows(j)) x = -INFINITY;
+        s[r][c] = x;
+      }
+    }
+    // Online softmax update (M5) and message sums (M9).
+    for (int r = 0; r < QR; ++r) {
+      float top = m[r];
+      for (int c = 0; c < KPT; ++c) top = fmaxf(top, s[r][c]);
+      if (top == -INFINITY) continue;  // nothing allowed yet
+      const float scale = exp2f(m[r] - top);
+      m[r] = top;
+      l[r] *= scale;
+      for (int v = 0; v < V; ++v) acc[r][v] *= scale;
+      if (Statistics) {
+        off[r] *= scale;
+        off2[r] *= scale * scale;
+        ws[r] *= scale;
+      }
+      for (int c = 0; c < KPT; ++c) {
+        const float w = exp2f(s[r][c] - top);
+        l[r] += w;
+        const float* vj = sv + (kg + TS::key_groups * c) * vs;
+        for (int v = 0; v < V; ++v) acc[r][v] += w * vj[v];
+        if (Statistics && w > 0.f) {
+          ws[r] += w * s[r][c];
+          if (t0 + kg + TS::key_groups * c != row[r]) {
+            off[r] += w;
+            off2[r] += w * w;
+          }
+        }
+      }
+    }
+  }
+
+  // Merge the 8 key groups of each query (lanes differing in the low 3 bits).
+  for (int r = 0; r < QR; ++r)
+    for (int offset = 1; offset < TS::key_groups; offset *= 2) {
+      const float pm = __shfl_xor_sync(0xffffffffu, m[r], offset);
+      float mine, theirs;
+      merge_scale(m[r], pm, mine, theirs);
+      l[r] = l[r] * mine + __shfl_xor_sync(0xffffffffu, l[r], offset) * theirs;
+      for (int v = 0; v < V; ++v) acc[r][v] = acc[r][v] * mine + __shfl_xor_sync(0xffffffffu, acc[r][v], offset) * theirs;
+      if (Statistics) {
+        off[r] = off[r] * mine + __shfl_xor_sync(0xffffffffu, off[r], offset) * theirs;
+        off2[r] = off2[r] * mine * mine + __shfl_xor_sync(0xffffffffu, off2[r], offset) * theirs * theirs;
+        ws[r] = ws[r] * mine + __shfl_xor_sync(0xffffffffu, ws[r], offset) * theirs;
+      }
+    }
+
+  // Epilogue: lane kg = r writes query r, back in its own frame: m_i = R_i (w + ν̄) (M9).
+  for (int r = 0; r < QR; ++r) {
+    if (kg != r || row[r] >= q1) continue;
+    const int i = row[r];
+    const std::size_t t = std::size_t(b) * p.tokens + i;
+    const double inv_l = 1.0 / double(l[r]);
+    const double* R = p.frames + head.frames + t * K * K;
+    const double* sum = p.means + head.means + std::size_t(b) * K;
+    double w[K], shifted[K];
+    for (int k = 0; k < K; ++k) {
+      w[k] = acc[r][k] * inv_l;
+      shifted[k] = w[k] + sum[k] / n;
+    }
+    for (int k = 0; k < K; ++k) {
+      double x = 0;
+      for (int c = 0; c < K; ++c) x += R[k * K + c] * shifted[c];
+      p.mu[t * p.embed_dim + head.offset + k] = float(x);
+    }
+    if constexpr (Covariance) {
+      double C[K][K], RC[K][K];  // C = M − w wᵀ, M = Σ_j β_ij (S_j + ν_jν_jᵀ)
+      for (int x = 0; x < K; ++x)
+        for (int y = x; y < K; ++y)
+          C[x][y] = C[y][x] = acc[r][K + lifted::sym_index(K, x, y)] * inv_l - w[x] * w[y];
+      for (int x = 0; x < K; ++x)
+        for (int y = 0; y < K; ++y) {
+          double z = 0;
+          for (int c = 0; c < K; ++c) z += R[x * K + c] * C[c][y];
+          RC[x][y] = z;
+        }
+      for (int x = 0; x < K; ++x)
+        for (int y = 0; y < K; ++y) {
+          if (p.diagonal_output && x != y) continue;
+          double z = 0;
+          for (int c = 0; c < K; ++c) z += RC[x][c] * R[y * K + c];
+          if (p.diagonal_output)
+            p.sigma[t * p.embed_dim + head.offset + x] = float(z);
+          else
+            p.sigma[(t * p.embed_dim + head.offset + x) * p.embed_dim + head.offset + y] = float(z);
+        }
+    }
+    const std::size_t bhi = (std::size_t(b) * Spec::num_heads + h) * p.tokens + i;
+    if (p.lse) p.lse[bhi] = (m[r] + log2f(l[r])) * ln2;
+    if constexpr (Statistics) {
+      const KeyRange keys = range[r];
+      const int allowed_off = keys.count() - (keys.allows(i) ? 1 : 0);
+      p.row_std[bhi] = float(row_std_of(n, 0.0, allowed_off, off[r] * inv_l, off2[r] * inv_l * inv_l));
+      p.uniform_row_std[bhi] = float(uniform_row_std_of(n, 0.0, keys, i));
+      const double entropy = log(double(l[r])) - double(ln2) * (ws[r] * inv_l - m[r]);
+      p.entropy[bhi] = keys.count() > 1 ? float(normalised_entropy_of(keys, entropy)) : 0.f;
+    }
+  }
+}
+
+}  // namespace detail
+
+/// One block per (query tile, sequence, head), heaviest tiles first (the causal mask makes later
+/// tiles longer). Dynamic shared memory: the largest key + value tile of the spec.
+template <class Spec, bool Covariance, bool Statistics>
+__global__ void __launch_bounds__(128) flash_kl_kernel(AttentionParams<Spec> p) {
+  extern __shared__ float4 shared_tiles[];
+  const int per_tile = p.batch * Spec::num_heads;
+  const int tile = p.tiles - 1 - int(blockIdx.x) / per_tile;
+  const int b = (int(blockIdx.x) % per_tile) / Spec::num_heads, h = int(blockIdx.x) % Spec::num_heads;
+  visit_spin(p.heads[h].irrep, typename Spec::spins{}, [&](auto spin) {
+    constexpr int K = 2 * decltype(spin)::value + 1;
+    detail::attend_tile_rows<K, Covariance, Statistics>(p, b, h, tile, reinterpret_cast<float*>(shared_tiles));
+  });
+}
+
+}  // namespace gauge_attn::cuda

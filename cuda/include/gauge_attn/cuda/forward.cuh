@@ -1,0 +1,249 @@
+// gauge_attn/cuda/forward.cuh: the host API of the fused GPU forward.
+//
+//   gauge_attn::cuda::Forward<Spec> forward;                      // owns the device workspace
+//   forward.run(beliefs, options, outputs, stream);               // device pointers; asynchronous
+//   forward.check_inputs(stream);                                 // synchronises; throws on bad input
+//   auto r = gauge_attn::cuda::forward_from_host<Spec>(...);      // host arrays in and out
+//
+// The same options as the CPU forward (options.hpp); Mode::exact only (the upstream-compatible mode
+// runs on the CPU). Inputs are float32; the lift runs in float64, the attention in float32.
+#pragma once
+
+#include <gauge_attn/detail/so3_tables.hpp>
+#include <gauge_attn/irreps.hpp>
+#include <gauge_attn/options.hpp>
+#include <gauge_attn/row_statistics.hpp>
+
+#include <cuda_runtime.h>
+#include <thrust/device_vector.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "check.cuh"
+#include "flash_kl.cuh"
+#include "layout.cuh"
+#include "lift.cuh"
+
+namespace gauge_attn::cuda {
+
+/// Beliefs in device memory, in the layouts of belief.hpp (C order).
+struct DeviceBeliefs {
+  int batch = 0, tokens = 0, embed_dim = 0;
+  Covariance covariance = Covariance::diagonal;
+  const float* mu = nullptr;     // (B, N, E)
+  const float* sigma = nullptr;  // (B, N, E) or (B, N, E, E)
+  const float* phi = nullptr;    // (B, N, 3)
+};
+
+/// Where the forward writes, in device memory. `mu` is required; the others are optional (null:
+/// not computed). Rows of padded tokens are zero.
+struct DeviceOutputs {
+  float* mu = nullptr;               // (B, N, E)
+  float* sigma = nullptr;            // Σ^agg: (B, N, E) for diagonal inputs, (B, N, E, E) for full
+  float* lse = nullptr;              // (B, H, N) log-sum-exp of each row's (M8) scores + bias
+  float* row_std = nullptr;          // (B, H, N) per-row statistics (§7); all three or none
+  float* uniform_row_std = nullptr;  // (B, H, N)
+  float* entropy = nullptr;          // (B, H, N)
+};
+
+template <class Spec>
+class Forward {
+ public:
+  static constexpr int H = Spec::num_heads;
+
+  /// Launches the lift and the attention on `stream`; no synchronisation. Throws InvalidArgument
+  /// for bad shapes or options and CudaError for CUDA failures. Bad values inside the beliefs are
+  /// found on the device: check_inputs() reports them.
+  void run(const DeviceBeliefs& q, const AttentionOptions& opt, const DeviceOutputs& out, cudaStream_t stream = 0) {
+    using gauge_attn::detail::require;
+    require(opt.mode == Mode::exact, "mode", "the GPU forward computes the exact mode; run Mode::upstream on the CPU");
+    require(q.batch >= 1, "batch", "must be >= 1, got ", q.batch);
+    require(q.tokens >= 1, "tokens", "must be >= 1 (N = 0 has no attention), got ", q.tokens);
+    require(q.embed_dim == Spec::embed_dim, "embed_dim", "got ", q.embed_dim, " but the irrep spec has E = ",
+            Spec::embed_dim);
+    require(q.mu && q.sigma && q.phi, "beliefs", "null device pointer");
+    require(out.mu != nullptr, "outputs.mu", "null device pointer");
+    const bool statistics = out.row_std != nullptr;
+    require(statistics == (out.uniform_row_std != nullptr) && statistics == (out.entropy != nullptr),
+            "outputs.row_std", "row_std, uniform_row_std and entropy are given together or not at all");
+    gauge_attn::detail::check_mask(opt.mask);
+    const std::vector<double> kappa = gauge_attn::detail::kappa_per_head(opt, H);
+    const std::vector<int> lengths = gauge_attn::detail::lengths_per_sequence(opt, q.batch, q.tokens);
+    const bool covariance = out.sigma != nullptr;
+    prepare(q, kappa, lengths, covariance, stream);
+
+    LiftParams<Spec> lp;
+    std::copy(heads_.begin(), heads_.end(), lp.heads);
+    std::copy(quarter_turn_offsets_.begin(), quarter_turn_offsets_.end(), lp.quarter_turns);
+    lp.batch = q.batch;
+    lp.tokens = q.tokens;
+    lp.embed_dim = q.embed_dim;
+    lp.diagonal = q.covariance == Covariance::diagonal;
+    lp.identity_transport = opt.identity_transport;
+    lp.mu = q.mu;
+    lp.sigma = q.sigma;
+    lp.phi = q.phi;
+    lp.lengths = raw(lengths_);
+    lp.tables = raw(tables_);
+    lp.queries = raw(queries_);
+    lp.keys = raw(keys_);
+    lp.values = raw(values_);
+    lp.frames = raw(frames_);
+    lp.means = raw(means_);
+    lp.status = raw(status_);
+    const dim3 lift_grid((q.tokens + lift_threads - 1) / lift_threads, H, q.batch);
+    lift_frames_kernel<Spec><<<lift_grid, lift_threads, 0, stream>>>(lp);
+    GAUGE_ATTN_CUDA_CHECK_LAUNCH(lift_frames_kernel);
+    lift_pack_kernel<Spec><<<lift_grid, lift_threads, 0, stream>>>(lp);
+    GAUGE_ATTN_CUDA_CHECK_LAUNCH(lift_pack_kernel);
+
+    AttentionParams<Spec> ap;
+    std::copy(heads_.begin(), heads_.end(), ap.heads);
+    ap.batch = q.batch;
+    ap.tokens = q.tokens;
+    ap.embed_dim = q.embed_dim;
+    ap.tiles = (q.tokens + min_queries_per_tile() - 1) / min_queries_per_tile();
+    ap.mask = opt.mask;
+    ap.diagonal_output = q.covariance == Covariance::diagonal;
+    ap.lengths = lp.lengths;
+    ap.queries = lp.queries;
+    ap.keys = lp.keys;
+    ap.values = lp.values;
+    ap.frames = lp.frames;
+    ap.means = lp.means;
+    ap.mu = out.mu;
+    ap.sigma = out.sigma;
+    ap.lse = out.lse;
+    ap.row_std = out.row_std;
+    ap.uniform_row_std = out.uniform_row_std;
+    ap.entropy = out.entropy;
+    const std::size_t rows = std::size_t(q.batch) * q.tokens;
+    GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(out.mu, 0, rows * q.embed_dim * sizeof(float), stream));
+    if (covariance)
+      GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(out.sigma, 0, rows * (lp.diagonal ? 1 : q.embed_dim) * q.embed_dim * sizeof(float), stream));
+    for (float* o : {out.lse, out.row_std, out.uniform_row_std, out.entropy})
+      if (o) GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(o, 0, rows * H * sizeof(float), stream));
+    const dim3 grid(unsigned(ap.tiles) * q.batch * H);
+    if (covariance && statistics) launch<true, true>(grid, ap, stream);
+    if (covariance && !statistics) launch<true, false>(grid, ap, stream);
+    if (!covariance && statistics) launch<false, true>(grid, ap, stream);
+    if (!covariance && !statistics) launch<false, false>(grid, ap, stream);
+  }
+
+  /// Waits for `stream` and throws InvalidArgument naming the first bad belief the lift found
+  /// (a covariance that is not positive definite or not finite, a non-finite mean or frame).
+  void check_inputs(cudaStream_t stream = 0) {
+    unsigned long long status = 0;
+    GAUGE_ATTN_CUDA_CHECK(cudaMemcpyAsync(&status, raw(status_), sizeof status, cudaMemcpyDeviceToHost, stream));
+    GAUGE_ATTN_CUDA_CHECK(cudaStreamSynchronize(stream));
+    if (status == 0) return;
+    const auto code = static_cast<InputError>(status >> 48);
+    const long long index = static_cast<long long>(status & ((1ull << 48) - 1)) - 1;
+    const long long token = index / H;
+    const int h = int(index % H);
+    const char* argument = code == InputError::covariance ? "sigma" : code == InputError::mean ? "mu" : "phi";
+    const char* what = code == InputError::covariance ? "is not positive definite (or not finite)" : "is not finite";
+    throw InvalidArgument(argument, gauge_attn::detail::str("the value of head ", h, " (", irrep_label(Spec::head(h).l),
+                                                            ") at (b=", token / tokens_, ", n=", token % tokens_, ") ",
+                                                            what));
+  }
+
+ private:
+  template <class T>
+  static T* raw(thrust::device_vector<T>& v) {
+    return thrust::raw_pointer_cast(v.data());
+  }
+
+  static int min_queries_per_tile() {
+    int q = 1 << 30;
+    Spec::for_each_irrep([&](auto irrep, int) { q = std::min(q, TileShape<2 * decltype(irrep)::l + 1>::queries); });
+    return q;
+  }
+
+  template <bool Covariance, bool Statistics>
+  void launch(dim3 grid, const AttentionParams<Spec>& ap, cudaStream_t stream) {
+    std::size_t smem = 0;
+    Spec::for_each_irrep([&](auto irrep, int) {
+      constexpr int K = 2 * decltype(irrep)::l + 1;
+      using TS = TileShape<K>;
+      smem = std::max(smem, sizeof(float) * TS::keys *
+                                (TS::smem_stride(TS::P) + TS::smem_stride(value_width<K>(Covariance))));
+    });
+    auto kernel = flash_kl_kernel<Spec, Covariance, Statistics>;
+    if (smem > 48 * 1024)
+      GAUGE_ATTN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    kernel<<<grid, 128, smem, stream>>>(ap);
+    GAUGE_ATTN_CUDA_CHECK_LAUNCH(flash_kl_kernel);
+  }
+
+  /// Sizes the workspace, uploads the lengths and the quarter-turn tables, clears the sums.
+  void prepare(const DeviceBeliefs& q, const std::vector<double>& kappa, const std::vector<int>& lengths,
+               bool covariance, cudaStream_t stream) {
+    tokens_ = q.tokens;
+    heads_.assign(H, HeadLayout{});
+    std::size_t nq = 0, nk = 0, nv = 0, nf = 0, nm = 0;
+    const std::size_t BN = std::size_t(q.batch) * q.tokens;
+    for (int h = 0; h < H; ++h) {
+      const HeadInfo info = Spec::head(h);
+      HeadLayout& hl = heads_[h];
+      hl.l = info.l;
+      hl.dim = info.dim;
+      hl.offset = info.offset;
+      hl.irrep = info.irrep;
+      hl.kappa = kappa[h];
+      const int K = info.dim, P = K * (K + 1) / 2 + K + 1;
+      hl.value_stride = round4(covariance ? K + K * (K + 1) / 2 : K);
+      hl.queries = nq;
+      hl.keys = nk;
+      hl.values = nv;
+      hl.frames = nf;
+      hl.means = nm;
+      nq += BN * round4(P);
+      nk += BN * round4(P);
+      nv += BN * hl.value_stride;
+      nf += BN * K * K;
+      nm += std::size_t(q.batch) * K;
+    }
+    grow(queries_, nq);
+    grow(keys_, nk);
+    grow(values_, nv);
+    grow(frames_, nf);
+    grow(means_, nm);
+    GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(raw(means_), 0, nm * sizeof(double), stream));
+    grow(status_, 1);
+    GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(raw(status_), 0, sizeof(unsigned long long), stream));
+    if (tables_.empty()) {
+      std::vector<double> host;
+      quarter_turn_offsets_.clear();
+      Spec::for_each_irrep([&](auto irrep, int) {
+        quarter_turn_offsets_.push_back(host.size());
+        const std::vector<double>& X = gauge_attn::detail::quarter_turn_table(decltype(irrep)::l);
+        host.insert(host.end(), X.begin(), X.end());
+      });
+      tables_ = host;  // synchronous copy, once
+    }
+    lengths_host_ = lengths;
+    grow(lengths_, lengths.size());
+    GAUGE_ATTN_CUDA_CHECK(cudaMemcpyAsync(raw(lengths_), lengths_host_.data(), lengths.size() * sizeof(int),
+                                          cudaMemcpyHostToDevice, stream));
+  }
+
+  template <class T>
+  static void grow(thrust::device_vector<T>& v, std::size_t n) {
+    if (v.size() < n) v.resize(n);
+  }
+
+  int tokens_ = 0;
+  std::vector<HeadLayout> heads_;
+  std::vector<std::size_t> quarter_turn_offsets_;
+  std::vector<int> lengths_host_;
+  thrust::device_vector<float> queries_, keys_, values_;
+  thrust::device_vector<double> frames_, means_, tables_;
+  thrust::device_vector<int> lengths_;
+  thrust::device_vector<unsigned long long> status_;
+};
+
+}  // namespace gauge_attn::cuda

@@ -1,0 +1,154 @@
+// gauge_attn/cuda/lift.cuh: the O(N) lift of every token and head to the identity frame (§5),
+// in two kernels: frames R_i = D^ℓ(φ_i) (M2) and the sums of ν_i = R_iᵀμ_i per sequence; then the
+// pulled-back beliefs, centred on ν̄, packed into the query and key vectors of (M8) and the message
+// values of (M9). Computed in double, stored in float (the keys pre-scaled by log2 e for exp2).
+#pragma once
+
+#include <gauge_attn/detail/wigner_factorised.hpp>
+#include <gauge_attn/lifted.hpp>
+
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "layout.cuh"
+
+namespace gauge_attn::cuda {
+
+/// Why an input was refused on the device; reported with the first offending (b, n, head).
+enum class InputError : unsigned { none = 0, covariance = 1, mean = 2, frame = 3 };
+
+/// The lift's inputs and outputs; device pointers. Passed by value to the kernels.
+template <class Spec>
+struct LiftParams {
+  HeadLayout heads[Spec::num_heads];
+  std::size_t quarter_turns[Spec::num_irreps];  // offset of each irrep's X in `tables`
+  int batch = 0, tokens = 0, embed_dim = 0;
+  bool diagonal = true, identity_transport = false;
+  const float* mu = nullptr;     // (B, N, E)
+  const float* sigma = nullptr;  // (B, N, E) or (B, N, E, E)
+  const float* phi = nullptr;    // (B, N, 3)
+  const int* lengths = nullptr;  // (B)
+  const double* tables = nullptr;
+  float* queries = nullptr;
+  float* keys = nullptr;
+  float* values = nullptr;
+  double* frames = nullptr;
+  double* means = nullptr;
+  unsigned long long* status = nullptr;  // (code << 48) | (index + 1), first error only
+};
+
+namespace detail {
+
+__device__ inline void report(unsigned long long* status, InputError code, long long index) {
+  atomicCAS(status, 0ull, (static_cast<unsigned long long>(code) << 48) | static_cast<unsigned long long>(index + 1));
+}
+
+/// Sum of v over the block's threads (all threads call it); thread 0 gets the total.
+template <int Threads>
+__device__ double block_sum(double v, double* scratch) {
+  for (int o = 16; o > 0; o /= 2) v += __shfl_down_sync(0xffffffffu, v, o);
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  __syncthreads();
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  double total = 0;
+  if (threadIdx.x == 0)
+    for (int w = 0; w < Threads / 32; ++w) total += scratch[w];
+  return total;
+}
+
+}  // namespace detail
+
+inline constexpr int lift_threads = 128;
+
+/// Grid (⌈N/128⌉, H, B): R_i into `frames`, Σ_i ν_i into `means` (atomically, one add per block).
+template <class Spec>
+__global__ void __launch_bounds__(lift_threads) lift_frames_kernel(LiftParams<Spec> p) {
+  __shared__ double scratch[lift_threads / 32];
+  const int b = blockIdx.z, h = blockIdx.y, i = blockIdx.x * lift_threads + threadIdx.x;
+  const HeadLayout& head = p.heads[h];
+  const int n = p.lengths[b];
+  const bool active = i < n;
+  visit_spin(head.irrep, typename Spec::spins{}, [&](auto spin) {
+    constexpr int K = 2 * decltype(spin)::value + 1;
+    double nu[K] = {};
+    if (active) {
+      const std::size_t t = std::size_t(b) * p.tokens + i;
+      double phi[3] = {p.phi[t * 3], p.phi[t * 3 + 1], p.phi[t * 3 + 2]};
+      if (!isfinite(phi[0]) || !isfinite(phi[1]) || !isfinite(phi[2])) {
+        detail::report(p.status, InputError::frame, (long long)t * Spec::num_heads + h);
+        phi[0] = phi[1] = phi[2] = 0;
+      }
+      double R[K * K];
+      if (p.identity_transport) phi[0] = phi[1] = phi[2] = 0;
+      gauge_attn::detail::wigner_d_factorised<K>(p.tables + p.quarter_turns[head.irrep], phi, R);
+      double* out = p.frames + head.frames + t * K * K;
+      for (int k = 0; k < K * K; ++k) out[k] = R[k];
+      const float* mu = p.mu + t * p.embed_dim + head.offset;
+      for (int r = 0; r < K; ++r) {
+        if (!isfinite(mu[r])) detail::report(p.status, InputError::mean, (long long)t * Spec::num_heads + h);
+        for (int k = 0; k < K; ++k) nu[k] += R[r * K + k] * double(mu[r]);  // ν = Rᵀμ
+      }
+    }
+    for (int k = 0; k < K; ++k) {
+      const double total = detail::block_sum<lift_threads>(nu[k], scratch);
+      if (threadIdx.x == 0 && total != 0) atomicAdd(p.means + head.means + std::size_t(b) * K + k, total);
+    }
+  });
+}
+
+/// Grid (⌈N/128⌉, H, B): pull back (§5), centre ν on ν̄ = Σν/n, pack a, b (× log2 e) and the values.
+template <class Spec>
+__global__ void __launch_bounds__(lift_threads) lift_pack_kernel(LiftParams<Spec> p) {
+  const int b = blockIdx.z, h = blockIdx.y, i = blockIdx.x * lift_threads + threadIdx.x;
+  const HeadLayout& head = p.heads[h];
+  const int n = p.lengths[b];
+  if (i >= n) return;
+  visit_spin(head.irrep, typename Spec::spins{}, [&](auto spin) {
+    constexpr int K = 2 * decltype(spin)::value + 1;
+    using W = LiftedWidths<K>;
+    using TS = TileShape<K>;
+    const std::size_t t = std::size_t(b) * p.tokens + i;
+    const double* R = p.frames + head.frames + t * K * K;
+    double mu[K], sigma[K * K];
+    for (int k = 0; k < K; ++k) mu[k] = p.mu[t * p.embed_dim + head.offset + k];
+    if (p.diagonal) {
+      for (int k = 0; k < K; ++k) sigma[k] = p.sigma[t * p.embed_dim + head.offset + k];
+    } else {
+      const float* block = p.sigma + (t * p.embed_dim + head.offset) * p.embed_dim + head.offset;
+      for (int r = 0; r < K; ++r)
+        for (int c = 0; c < K; ++c) sigma[r * K + c] = block[std::size_t(r) * p.embed_dim + c];
+    }
+    lifted::PulledBack<double, K> pb;
+    if (!lifted::pull_back<double, K>(R, mu, sigma, K, p.diagonal, pb)) {
+      detail::report(p.status, InputError::covariance, (long long)t * Spec::num_heads + h);
+      return;
+    }
+    double nu[K];
+    const double* sum = p.means + head.means + std::size_t(b) * K;
+    for (int k = 0; k < K; ++k) nu[k] = pb.nu[k] - sum[k] / n;
+    constexpr double log2e = 1.4426950408889634;
+    float* a = p.queries + head.queries + t * TS::query_stride;
+    float* key = p.keys + head.keys + t * TS::key_stride;
+    float packed[W::lifted];
+    lifted::pack_query(pb, nu, packed);
+    for (int k = 0; k < TS::query_stride; ++k) a[k] = k < W::lifted ? packed[k] : 0.f;
+    double packed_key[W::lifted];
+    lifted::pack_key(pb, nu, head.kappa, packed_key);
+    for (int k = 0; k < TS::key_stride; ++k) key[k] = k < W::lifted ? float(packed_key[k] * log2e) : 0.f;
+    // Values [ν, sym(S + ννᵀ)]: the mean message reads the first K.
+    float* v = p.values + head.values + t * head.value_stride;
+    for (int k = 0; k < head.value_stride; ++k) {
+      if (k < K)
+        v[k] = float(nu[k]);
+      else if (k < K + W::sym)
+        v[k] = packed[k - K];
+      else
+        v[k] = 0.f;
+    }
+  });
+}
+
+}  // namespace gauge_attn::cuda

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# GPU check for the lent H100/H200 machine, which has nvcc but no Eigen, Catch2 or Google
+# Benchmark: those travel in .carry/ (copies of this machine's Debian headers and libbenchmark).
+# Builds the GPU tests and benchmarks with plain compiler calls, runs the tests, compute-sanitizer
+# (memcheck, racecheck) on small cases, the benchmarks and the PyTorch baselines; results go to $OUT.
+#   scripts/gpu_check.sh [tests|bench|all]
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+what=${1:-all}
+out=${OUT:-/tmp/gpu_check}
+mkdir -p "$out" build-gpu
+carry=.carry
+inc=(-Iinclude -Icuda/include -isystem "$carry/include" -isystem "$carry/include/eigen3")
+nvcc_flags=(-std=c++17 -O3 -arch=sm_90 -lineinfo "${inc[@]}")
+export LD_LIBRARY_PATH="$PWD/$carry/lib:${LD_LIBRARY_PATH:-}"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$out/device.txt"
+git log -1 --format='commit %H %cd' 2>/dev/null | tee -a "$out/device.txt"
+
+build() {
+  nvcc "${nvcc_flags[@]}" -Xptxas -v -c tests/cuda/forward_runner.cu -o build-gpu/forward_runner.o 2> build-gpu/ptxas.txt &
+  g++ -std=c++17 -O2 -fopenmp "${inc[@]}" -c tests/cuda/forward_test.cpp -o build-gpu/forward_test.o &
+  nvcc "${nvcc_flags[@]}" bench/gpu_forward.cu -L"$carry/lib" -lbenchmark -o build-gpu/gpu_forward &
+  nvcc "${nvcc_flags[@]}" tests/cuda/headers_under_nvcc_test.cu -o build-gpu/headers_under_nvcc_test &
+  wait
+  g++ -fopenmp build-gpu/forward_test.o build-gpu/forward_runner.o -L/usr/local/cuda/lib64 -lcudart -o build-gpu/forward_test
+  grep -A2 "flash_kl_kernel" build-gpu/ptxas.txt | grep -E "registers|spill" | tee "$out/ptxas.txt"
+}
+
+status=0
+time build || status=1
+if [ "$what" != bench ]; then
+  ./build-gpu/headers_under_nvcc_test || status=1
+  time ./build-gpu/forward_test --durations yes 2>&1 | tail -40 | tee "$out/forward_test.txt" || status=1
+  for tool in memcheck racecheck; do
+    compute-sanitizer --tool "$tool" --error-exitcode 9 ./build-gpu/forward_test "GPU log-sum-exp*" 2>&1 | tail -4 | tee -a "$out/sanitizer.txt" || status=1
+  done
+fi
+if [ "$what" != tests ]; then
+  ./build-gpu/gpu_forward --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
+    --benchmark_out="$out/gpu_forward.json" --benchmark_out_format=json 2>&1 | tail -25 || status=1
+  if [ -f bench/torch_baselines.py ] && [ -z "${NO_TORCH:-}" ]; then
+    PYTHONUNBUFFERED=1 timeout 400 python3 bench/torch_baselines.py --out "$out/torch_baselines.json" 2>&1 | tail -30 || status=1
+  fi
+fi
+exit $status

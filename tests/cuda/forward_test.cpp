@@ -1,0 +1,203 @@
+// GPU forward (cuda/forward.cuh) against the float64 CPU reference (attention.hpp) on random
+// inputs: every named spec, diagonal and full covariances, every mask, awkward sizes, batches
+// and valid lengths; the row statistics and log-sum-exp; bad input. Without a GPU the program
+// prints a skip and exits 77, which CTest reports as skipped.
+#define CATCH_CONFIG_RUNNER
+#include <gauge_attn/attention.hpp>
+#include <gauge_attn/specs.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <random>
+
+#include "../test_support.hpp"
+#include "gpu_runner.hpp"
+
+using namespace gauge_attn;
+
+namespace {
+
+double relative_error(const std::vector<float>& got, const std::vector<double>& ref) {
+  REQUIRE(got.size() == ref.size());
+  double num = 0, den = 0;
+  for (std::size_t k = 0; k < ref.size(); ++k) {
+    num += (got[k] - ref[k]) * (got[k] - ref[k]);
+    den += ref[k] * ref[k];
+  }
+  return std::sqrt(num / den);
+}
+
+std::vector<float> to_float(const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); }
+
+/// Runs the GPU and the CPU (float64, on the float inputs) and compares every output.
+template <class Spec>
+void compare(const std::string& name, int B, int N, Covariance kind, AttentionOptions o, std::mt19937& rng,
+             bool covariance_message = true) {
+  INFO(name << " B=" << B << " N=" << N << " full=" << (kind == Covariance::full) << " causal=" << o.mask.causal
+            << " self=" << o.mask.mask_self << " window=" << o.mask.window << " alibi=" << o.mask.alibi_slope
+            << " identity=" << o.identity_transport << " lengths=" << o.valid_lengths.size());
+  const Beliefs<double> q = testing::random_beliefs<Spec>(rng, B, N, kind).template cast<float>().template cast<double>();
+  o.covariance_message = covariance_message;
+  const auto ref = attention_forward<Spec>(q.view(), o);
+  const auto gpu = testing::run_gpu_forward(name, B, N, kind, to_float(q.mu), to_float(q.sigma), to_float(q.phi), o,
+                                            covariance_message, true);
+  // fp32 scores of magnitude ~10–100 and fp32 sums over ≤ 4097 keys: the bound is 1e-5.
+  CHECK(relative_error(gpu.mu, ref.mu) < 1e-5);
+  // Σ^agg = M − w wᵀ cancels part of M: allow 1e-4 relative.
+  if (covariance_message) CHECK(relative_error(gpu.sigma, ref.sigma) < 1e-4);
+  // Row statistics: the GPU gives them per row, the CPU per (sequence, head); average the rows.
+  for (int b = 0; b < B; ++b) {
+    const int n = o.valid_lengths.empty() ? N : o.valid_lengths[b];
+    for (int h = 0; h < Spec::num_heads; ++h) {
+      double row_std = 0, uniform = 0, entropy = 0;
+      int entropy_rows = 0;
+      for (int i = 0; i < n; ++i) {
+        const std::size_t k = (std::size_t(b) * Spec::num_heads + h) * N + i;
+        row_std += gpu.row_std[k];
+        uniform += gpu.uniform_row_std[k];
+        if (key_range(o.mask, i, n).count() > 1) {
+          entropy += gpu.entropy[k];
+          ++entropy_rows;
+        }
+      }
+      const RowStatistics& s = ref.statistics(b, h);
+      if (n > 1) {
+        CHECK(row_std / n == Approx(s.row_std).margin(2e-6));
+        CHECK(uniform / n == Approx(s.uniform_row_std).margin(1e-7));
+      }
+      if (entropy_rows > 0) CHECK(entropy / entropy_rows == Approx(s.entropy).margin(2e-5));
+    }
+  }
+}
+
+std::vector<AttentionOptions> mask_variants() {
+  std::vector<AttentionOptions> all;
+  AttentionOptions o;
+  o.kappa = {0.8};
+  all.push_back(o);
+  o.mask.causal = true;
+  all.push_back(o);
+  o.mask.mask_self = true;
+  all.push_back(o);
+  o.mask.window = 17;
+  all.push_back(o);
+  o.mask = MaskSpec{};
+  o.mask.window = 40;
+  o.mask.alibi_slope = -0.05;
+  all.push_back(o);
+  o.mask = MaskSpec{true, false, 0, -0.02};
+  o.identity_transport = true;
+  all.push_back(o);
+  return all;
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("GPU forward matches the CPU reference for every named spec", "[gpu]", specs::Upstream,
+                   specs::MoreTensor, specs::HigherRank, specs::Scaled, specs::SingleL9) {
+  std::mt19937 rng(101);
+  const std::string names[] = {"upstream", "more-tensor", "higher-rank", "scaled", "single-l9"};
+  std::string name;
+  if (std::is_same_v<TestType, specs::Upstream>) name = names[0];
+  if (std::is_same_v<TestType, specs::MoreTensor>) name = names[1];
+  if (std::is_same_v<TestType, specs::HigherRank>) name = names[2];
+  if (std::is_same_v<TestType, specs::Scaled>) name = names[3];
+  if (std::is_same_v<TestType, specs::SingleL9>) name = names[4];
+  AttentionOptions o;
+  o.mask.causal = true;
+  for (int h = 0; h < TestType::num_heads; ++h) o.kappa.push_back(0.5 + 0.1 * h);
+  o.kappa.erase(o.kappa.begin());
+  for (Covariance kind : {Covariance::diagonal, Covariance::full}) compare<TestType>(name, 2, 65, kind, o, rng);
+}
+
+TEST_CASE("GPU forward matches the CPU reference under every mask option", "[gpu]") {
+  std::mt19937 rng(102);
+  for (const auto& o : mask_variants())
+    for (Covariance kind : {Covariance::diagonal, Covariance::full})
+      compare<specs::Upstream>("upstream", 2, 130, kind, o, rng);
+}
+
+TEST_CASE("GPU forward handles awkward sizes, batches and valid lengths", "[gpu]") {
+  std::mt19937 rng(103);
+  AttentionOptions o;
+  o.mask.causal = true;
+  o.mask.mask_self = true;
+  for (int N : {1, 7, 65, 1000, 4097}) compare<specs::Upstream>("upstream", 2, N, Covariance::diagonal, o, rng);
+  compare<specs::HigherRank>("higher-rank", 1, 4097, Covariance::full, o, rng, false);
+  o.valid_lengths = {300, 1, 129};
+  compare<specs::Upstream>("upstream", 3, 300, Covariance::full, o, rng);
+  o.mask = MaskSpec{};
+  o.valid_lengths = {77, 200};
+  compare<specs::MoreTensor>("more-tensor", 2, 200, Covariance::diagonal, o, rng);
+}
+
+TEST_CASE("GPU log-sum-exp equals the log-normaliser of the CPU scores", "[gpu]") {
+  std::mt19937 rng(104);
+  using Spec = specs::Upstream;
+  const int N = 33;
+  const auto q = testing::random_beliefs<Spec>(rng, 1, N, Covariance::full).cast<float>().cast<double>();
+  AttentionOptions o;
+  o.mask.causal = true;
+  o.mask.alibi_slope = 0.03;
+  o.kappa = {0.7};
+  o.return_matrices = true;
+  const auto ref = attention_forward<Spec>(q.view(), o);
+  const auto gpu = testing::run_gpu_forward("upstream", 1, N, Covariance::full, to_float(q.mu), to_float(q.sigma),
+                                            to_float(q.phi), o, false, false);
+  const auto v = q.view();
+  for (int h = 0; h < Spec::num_heads; ++h) {
+    const HeadInfo hd = Spec::head(h);
+    for (int i = 0; i < N; ++i) {
+      // (M8) score + bias = −(KL_ij + ½ ln det Σ_i)/κ + slope·(i − j)
+      const double half_logdet = 0.5 * std::log(v.covariance_block(0, i, hd.offset, hd.dim).determinant());
+      double top = -1e300, sum = 0;
+      for (int j = 0; j <= i; ++j)
+        top = std::max(top, -(ref.kl[ref.pair_index(0, h, i, j)] + half_logdet) / 0.7 + 0.03 * (i - j));
+      for (int j = 0; j <= i; ++j)
+        sum += std::exp(-(ref.kl[ref.pair_index(0, h, i, j)] + half_logdet) / 0.7 + 0.03 * (i - j) - top);
+      CHECK(gpu.lse[std::size_t(h) * N + i] == Approx(top + std::log(sum)).epsilon(1e-5).margin(1e-4));
+    }
+  }
+}
+
+TEST_CASE("GPU forward reports bad input naming the argument", "[gpu]") {
+  std::mt19937 rng(105);
+  using Spec = specs::Upstream;
+  auto q = testing::random_beliefs<Spec, float>(rng, 1, 8, Covariance::full);
+  AttentionOptions o;
+  auto fails_with = [&](const Beliefs<float>& x, const AttentionOptions& opt, const std::string& argument) {
+    try {
+      testing::run_gpu_forward("upstream", 1, 8, Covariance::full, x.mu, x.sigma, x.phi, opt, false, false);
+    } catch (const InvalidArgument& e) {
+      CHECK(e.argument() == argument);
+      return;
+    }
+    FAIL("no InvalidArgument for " << argument);
+  };
+  auto bad = q;
+  bad.mu[40] = std::nanf("");
+  fails_with(bad, o, "mu");
+  bad = q;
+  bad.phi[5] = INFINITY;
+  fails_with(bad, o, "phi");
+  bad = q;
+  const int E = Spec::embed_dim, off = Spec::head(6).offset;
+  bad.sigma[(std::size_t(3) * E + off) * E + off] = -2.0f;  // negative variance in a full block
+  fails_with(bad, o, "sigma");
+  auto upstream = o;
+  upstream.mode = Mode::upstream;
+  fails_with(q, upstream, "mode");
+  auto zero = o;
+  zero.kappa = {0.0};
+  fails_with(q, zero, "kappa");
+}
+
+int main(int argc, char** argv) {
+  if (gauge_attn::testing::gpu_count() == 0) {
+    std::puts("gpu_forward_test: no CUDA device, skipped");
+    return 77;
+  }
+  return Catch::Session().run(argc, argv);
+}
