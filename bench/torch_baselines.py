@@ -1,0 +1,777 @@
+#!/usr/bin/env python3
+"""PyTorch baselines for gauge-equivariant KL attention: what users do today, timed on one GPU.
+
+Equation numbers (M1)...(M9) and section numbers refer to shared/design/math.md; docs/maths.md
+explains them. Every workload is causal with kappa = 1 for every head and random beliefs
+(mu ~ N(0, 1), diagonal variances ~ U[0.5, 2], frames phi ~ N(0, 0.5^2), fixed seed).
+
+Methods, each producing the mean message m (B, N, E), heads concatenated in spec order:
+
+  upstream          the upstream way (math.md section 6, diagonal mode), one head at a time:
+                    Omega_ij = exp(phi_i.G) exp(-phi_j.G) materialised as (B, N, N, K, K),
+                    transported means, the diagonal-approximation KL, softmax, beta >= 1e-8, message.
+                    fp32. Times the whole forward.
+  factorised_torch  the exact factorisation (M8)/(M9) with fp32 PyTorch ops (TF32 off): lift to
+                    a = [sym(S + nu nu^T), nu, 1], b = -(1/2 kappa)[sym2(Lambda), -2 Lambda nu, ...],
+                    scores = a @ b^T as (B, N, N) per head, causal softmax, w = beta @ nu,
+                    m = R (w + nu_mean). Times the whole forward, lift included.
+  sdpa_bf16         torch.nn.functional.scaled_dot_product_attention in bf16 on the lifted features
+                    (q = a, k = b, v = nu, zero-padded to a multiple of 8, is_causal, scale = 1),
+                    one call per l group. Times only the attention calls (lift and rotation excluded).
+
+Usage:
+  python3 bench/torch_baselines.py --out results.json                 # all workloads, on cuda
+  python3 bench/torch_baselines.py --workloads W1,W2 --out r.json
+  python3 bench/torch_baselines.py --self-test [--device cpu]         # correctness checks only
+  python3 bench/torch_baselines.py --device cpu --small --out r.json  # N = 64, B = 2 everywhere
+"""
+
+import argparse
+import datetime
+import gc
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+# --------------------------------------------------------------------------------------------
+# Specs and workloads (math.md section 1)
+# --------------------------------------------------------------------------------------------
+
+SPECS = {  # name -> [(l, heads)], in spec order; dim = 2l + 1
+    "upstream": [(0, 5), (1, 3), (2, 1)],
+    "more-tensor": [(0, 2), (1, 2), (2, 4)],
+    "higher-rank": [(1, 4), (2, 3), (3, 2)],
+    "scaled": [(0, 10), (1, 10), (2, 8), (3, 4)],
+    "single-l9": [(9, 1)],
+}
+
+WORKLOADS = {  # name -> (spec, B, N)
+    "W1": ("upstream", 24, 64),
+    "W2": ("upstream", 8, 4096),
+    "W3": ("higher-rank", 8, 4096),
+    "W4": ("scaled", 4, 8192),
+    "W5": ("upstream", 1, 65536),
+}
+
+METHODS = ("upstream", "factorised_torch", "sdpa_bf16")
+
+TIMED_REGION = {
+    "upstream": "whole forward, heads one after another: matrix_exp of +phi.G and -phi.G, "
+                "Omega (B,N,N,K,K) by einsum, transported means, diagonal KL (math.md section 6), "
+                "mask, softmax, clamp, message. Causal mask prebuilt (untimed).",
+    "factorised_torch": "whole forward: Wigner-D by matrix_exp (fp64, cast to fp32), pull-back, "
+                        "centring, packing of a and b (M8), per head scores (B,N,N) = a @ b^T, mask, "
+                        "softmax, beta @ nu, final rotation (M9). Causal mask prebuilt (untimed).",
+    "sdpa_bf16": "only the scaled_dot_product_attention calls (one per l group, bf16, is_causal, "
+                 "scale=1); the lift, padding, bf16 cast and final rotation are excluded.",
+}
+
+
+def spec_string(spec):
+    return ",".join(f"l{l}x{h}" for l, h in SPECS[spec])
+
+
+def heads_of(spec):
+    """[(l, offset, K)] per head, in spec order (math.md section 1)."""
+    out, off = [], 0
+    for l, h in SPECS[spec]:
+        K = 2 * l + 1
+        for _ in range(h):
+            out.append((l, off, K))
+            off += K
+    return out
+
+
+def groups_of(spec):
+    """[(l, heads, offset, K)] per l group; each group is a contiguous slice of the embedding."""
+    out, off = [], 0
+    for l, h in SPECS[spec]:
+        K = 2 * l + 1
+        out.append((l, h, off, K))
+        off += h * K
+    return out
+
+
+def embed_dim(spec):
+    return sum(h * (2 * l + 1) for l, h in SPECS[spec])
+
+
+# --------------------------------------------------------------------------------------------
+# Generators (M1), built exactly as math.md section 2 describes
+# --------------------------------------------------------------------------------------------
+
+def generators_np(l):
+    """(3, K, K) float64: G_a = skew(Re(S (i J_a) S^dagger)), a = x, y, z (M1)."""
+    K = 2 * l + 1
+    Jz = np.zeros((K, K), complex)
+    Jp = np.zeros((K, K), complex)
+    Jm = np.zeros((K, K), complex)
+    for r in range(K):
+        m = r - l
+        Jz[r, r] = m
+        if m < l:
+            Jp[r, r + 1] = math.sqrt((l - m) * (l + m + 1))
+        if m > -l:
+            Jm[r, r - 1] = math.sqrt((l + m) * (l - m + 1))
+    Jx = (Jp + Jm) / 2
+    Jy = (Jp - Jm) / 2j
+    S = np.zeros((K, K), complex)
+    S[0, l] = 1
+    r2 = 1 / math.sqrt(2)
+    for m in range(1, l + 1):
+        p = (-1) ** m
+        c, s = 2 * m - 1, 2 * m
+        S[c, l + m] = r2
+        S[c, l - m] = p * r2
+        S[s, l + m] = -1j * r2
+        S[s, l - m] = 1j * p * r2
+    G = []
+    for J in (Jx, Jy, Jz):
+        X = (S @ (1j * J) @ S.conj().T).real
+        G.append((X - X.T) / 2)
+    return np.stack(G)
+
+
+_GEN_CACHE = {}
+
+
+def generators_t(l, dtype, device):
+    key = (l, dtype, str(device))
+    if key not in _GEN_CACHE:
+        _GEN_CACHE[key] = torch.tensor(generators_np(l), dtype=dtype, device=device)
+    return _GEN_CACHE[key]
+
+
+def wigner_d(phi, l):
+    """R = exp(phi.G) (M2) by matrix_exp in float64: phi (..., 3) -> (..., K, K) float64."""
+    G = generators_t(l, torch.float64, phi.device)
+    A = torch.einsum("...a,akl->...kl", phi.to(torch.float64), G)
+    return torch.linalg.matrix_exp(A)
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------------------------
+
+def random_beliefs(spec, B, N, seed, device, dtype=torch.float32):
+    rng = np.random.default_rng(seed)
+    E = embed_dim(spec)
+    mu = rng.standard_normal((B, N, E))
+    sigma = rng.uniform(0.5, 2.0, (B, N, E))
+    phi = 0.5 * rng.standard_normal((B, N, 3))
+    cv = lambda x: torch.tensor(x, dtype=dtype, device=device)
+    return cv(mu), cv(sigma), cv(phi)
+
+
+def causal_mask(N, device):
+    """(N, N) bool, True where j > i (masked)."""
+    return torch.ones(N, N, dtype=torch.bool, device=device).triu_(1)
+
+
+# --------------------------------------------------------------------------------------------
+# (a) upstream: per head, Omega as (B, N, N, K, K) (math.md section 6, diagonal mode)
+# --------------------------------------------------------------------------------------------
+
+def upstream_head(mu, sigma, phi, G, kappa, mask, return_kl=False):
+    """mu, sigma (B, N, K); phi (B, N, 3); G (3, K, K) in the working dtype. Returns m (B, N, K)."""
+    K = mu.shape[-1]
+    A = torch.einsum("bna,akl->bnkl", phi, G)  # (B, N, K, K)
+    exp_pos = torch.linalg.matrix_exp(A)
+    exp_neg = torch.linalg.matrix_exp(-A)
+    del A
+    omega = torch.einsum("bikl,bjlm->bijkm", exp_pos, exp_neg)  # (B, N, N, K, K)  (M3)
+    del exp_pos, exp_neg
+    mu_t = torch.einsum("bijkl,bjl->bijk", omega, mu)  # (B, N, N, K) transported means
+    sig = sigma.clamp_min(1e-6)
+    sig_t = torch.einsum("bijkl,bjl->bijk", omega * omega, sig).clamp_min(1e-6)  # diag of Omega Sigma_j Omega^T
+    del omega
+    sig_i = sig[:, :, None, :]
+    d = mu_t - mu[:, :, None, :]
+    kl = 0.5 * (sig_i / sig_t + d * d / sig_t - 1.0 + torch.log(sig_t) - torch.log(sig_i)).sum(-1)  # (B, N, N)
+    del d, sig_t
+    kl = kl.clamp_min(0.0)
+    logits = (-kl / kappa).masked_fill(mask, float("-inf"))
+    beta = torch.softmax(logits, dim=-1).clamp_min(1e-8)  # no renormalisation (math.md section 6)
+    del logits
+    m = torch.einsum("bij,bijk->bik", beta, mu_t)  # (M6)
+    if return_kl:
+        return m, kl
+    return m
+
+
+def upstream_forward(spec, mu, sigma, phi, kappa, mask, progress=None):
+    """(a): (B, N, E), one head at a time. progress (a dict), if given, names the head in hand."""
+    outs = []
+    for h, (l, off, K) in enumerate(heads_of(spec)):
+        if progress is not None:
+            progress["at"] = f"head {h} (l{l})"
+        G = generators_t(l, mu.dtype, mu.device)
+        outs.append(upstream_head(mu[..., off:off + K], sigma[..., off:off + K], phi, G, kappa, mask))
+    return torch.cat(outs, dim=-1)
+
+
+# --------------------------------------------------------------------------------------------
+# (b) the factorisation (M8)/(M9) with PyTorch ops
+# --------------------------------------------------------------------------------------------
+
+def lift_group(mu_g, sig_g, R, kappa):
+    """One l group lifted (M8). mu_g, sig_g (B, N, H, K) diagonal; R (B, N, K, K) in the same dtype.
+
+    Returns a, b (B, H, N, P), nu_c (B, H, N, K) centred, nu_mean (B, H, 1, K)."""
+    K = mu_g.shape[-1]
+    Rh = R[:, :, None]  # (B, N, 1, K, K)
+    Rt = Rh.transpose(-1, -2)  # (B, N, 1, K, K): [p, r] = R_rp
+    nu = (Rt @ mu_g[..., None])[..., 0]  # R^T mu                  (B, N, H, K)
+    S = (Rt * sig_g[..., None, :]) @ Rh  # R^T Sigma R        (B, N, H, K, K)
+    Lam = (Rt * (1.0 / sig_g)[..., None, :]) @ Rh  # R^T Sigma^-1 R
+    logdet = torch.log(sig_g).sum(-1)  # (B, N, H)
+    nu_mean = nu.mean(dim=1, keepdim=True)  # per sequence and head (docs/maths.md section 7)
+    nu_c = nu - nu_mean
+    iu0, iu1 = torch.triu_indices(K, K, device=mu_g.device)  # row-major upper triangle (lifted.hpp)
+    M = S + nu_c[..., :, None] * nu_c[..., None, :]
+    ones = torch.ones_like(nu_c[..., :1])
+    a = torch.cat([M[..., iu0, iu1], nu_c, ones], dim=-1)
+    twice = torch.where(iu0 == iu1, 1.0, 2.0).to(mu_g.dtype)  # sym2: off-diagonals doubled
+    lam_nu = (Lam @ nu_c[..., None])[..., 0]
+    quad = (nu_c * lam_nu).sum(-1, keepdim=True)
+    b = (-0.5 / kappa) * torch.cat([Lam[..., iu0, iu1] * twice, -2.0 * lam_nu, quad + logdet[..., None] - K], dim=-1)
+    perm = lambda x: x.permute(0, 2, 1, 3).contiguous()
+    return perm(a), perm(b), perm(nu_c), nu_mean.permute(0, 2, 1, 3)
+
+
+def lift_all(spec, mu, sigma, phi, kappa):
+    """[(l, H, K, R, a, b, nu_c, nu_mean)] per l group, in the dtype of mu."""
+    out = []
+    for l, H, off, K in groups_of(spec):
+        B, N = mu.shape[:2]
+        R = wigner_d(phi, l).to(mu.dtype)  # (B, N, K, K)
+        mu_g = mu[..., off:off + H * K].reshape(B, N, H, K)
+        sig_g = sigma[..., off:off + H * K].reshape(B, N, H, K)
+        a, b, nu_c, nu_mean = lift_group(mu_g, sig_g, R, kappa)
+        out.append((l, H, K, R, a, b, nu_c, nu_mean))
+    return out
+
+
+def rotate_out(R, w, nu_mean):
+    """m = R (w + nu_mean) (M9): R (B, N, K, K), w (B, H, N, K) -> (B, N, H*K)."""
+    m = torch.einsum("bnkl,bhnl->bnhk", R, w + nu_mean)
+    return m.reshape(m.shape[0], m.shape[1], -1)
+
+
+def factorised_forward(spec, mu, sigma, phi, kappa, mask):
+    """(b): (B, N, E)."""
+    outs = []
+    for l, H, K, R, a, b, nu_c, nu_mean in lift_all(spec, mu, sigma, phi, kappa):
+        ws = []
+        for h in range(H):
+            scores = a[:, h] @ b[:, h].transpose(-1, -2)  # (B, N, N) = -(KL + row const)/kappa
+            scores.masked_fill_(mask, float("-inf"))
+            beta = torch.softmax(scores, dim=-1)
+            del scores
+            ws.append(beta @ nu_c[:, h])  # (B, N, K)
+            del beta
+        outs.append(rotate_out(R, torch.stack(ws, dim=1), nu_mean))
+    return torch.cat(outs, dim=-1)
+
+
+# --------------------------------------------------------------------------------------------
+# (c) scaled_dot_product_attention on the lifted features
+# --------------------------------------------------------------------------------------------
+
+def pad_last(x, width):
+    return F.pad(x, (0, width - x.shape[-1])) if x.shape[-1] < width else x
+
+
+def sdpa_inputs(lifted, dtype, v_pad):
+    """Per l group: q, k (B, H, N, P8), v (B, H, N, V) in dtype; P8 = P rounded up to 8."""
+    out = []
+    for l, H, K, R, a, b, nu_c, nu_mean in lifted:
+        P8 = -(-a.shape[-1] // 8) * 8
+        V = P8 if v_pad == "qk" else -(-K // 8) * 8
+        out.append(tuple(pad_last(x, w).to(dtype).contiguous() for x, w in ((a, P8), (b, P8), (nu_c, V))))
+    return out
+
+
+def sdpa_call(groups):
+    return [F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1.0) for q, k, v in groups]
+
+
+def sdpa_message(lifted, outs):
+    """The messages from SDPA outputs (for the checks): m = R (w + nu_mean)."""
+    ms = []
+    for (l, H, K, R, a, b, nu_c, nu_mean), o in zip(lifted, outs):
+        ms.append(rotate_out(R, o[..., :K].to(R.dtype), nu_mean))
+    return torch.cat(ms, dim=-1)
+
+
+def sdpa_backends(groups):
+    """Which SDPA backends accept these inputs (CUDA only; the math backend is not probed)."""
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:
+        return None
+    names = ["FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION"]
+    ok = []
+    for name in names:
+        be = getattr(SDPBackend, name, None)
+        if be is None:
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with sdpa_kernel([be]):
+                    sdpa_call(groups)
+            torch.cuda.synchronize()
+            ok.append(name)
+        except RuntimeError:
+            pass
+    return ok
+
+
+# --------------------------------------------------------------------------------------------
+# Float64 references for the self-test (numpy, pair by pair)
+# --------------------------------------------------------------------------------------------
+
+def expm_antisym(A):
+    """exp(A) for a real antisymmetric A through the eigendecomposition of the Hermitian iA."""
+    w, V = np.linalg.eigh(1j * A)
+    return (V @ np.diag(np.exp(-1j * w)) @ V.conj().T).real
+
+
+def reference_exact(spec, mu, sigma, phi, kappa):
+    """(M4)-(M6) directly, float64, causal: Omega_ij = exp(phi_i.G) exp(-phi_j.G)."""
+    B, N, E = mu.shape
+    m = np.zeros((B, N, E))
+    for l, off, K in heads_of(spec):
+        G = generators_np(l)
+        for bb in range(B):
+            Ep = [expm_antisym(np.einsum("a,akl->kl", phi[bb, i], G)) for i in range(N)]
+            En = [expm_antisym(-np.einsum("a,akl->kl", phi[bb, i], G)) for i in range(N)]
+            for i in range(N):
+                mu_i, Si = mu[bb, i, off:off + K], np.diag(sigma[bb, i, off:off + K])
+                kl, mt = [], []
+                for j in range(i + 1):
+                    Om = Ep[i] @ En[j]
+                    mu_t = Om @ mu[bb, j, off:off + K]
+                    St = Om @ np.diag(sigma[bb, j, off:off + K]) @ Om.T
+                    Sinv = np.linalg.inv(St)
+                    d = mu_t - mu_i
+                    kl.append(0.5 * (np.trace(Sinv @ Si) + d @ Sinv @ d - K
+                                     + np.linalg.slogdet(St)[1] - np.linalg.slogdet(Si)[1]))
+                    mt.append(mu_t)
+                x = -np.array(kl) / kappa
+                beta = np.exp(x - x.max())
+                beta /= beta.sum()
+                m[bb, i, off:off + K] = beta @ np.array(mt)
+    return m
+
+
+def reference_upstream(spec, mu, sigma, phi, kappa, G_round=None):
+    """math.md section 6 (diagonal mode) pair by pair, float64, causal. Returns m and KL (B, H, N, N)."""
+    B, N, E = mu.shape
+    hs = heads_of(spec)
+    m = np.zeros((B, N, E))
+    KL = np.zeros((B, len(hs), N, N))
+    for h, (l, off, K) in enumerate(hs):
+        G = generators_np(l) if G_round is None else G_round(generators_np(l))
+        for bb in range(B):
+            Ep = [expm_antisym(np.einsum("a,akl->kl", phi[bb, i], G)) for i in range(N)]
+            En = [expm_antisym(-np.einsum("a,akl->kl", phi[bb, i], G)) for i in range(N)]
+            for i in range(N):
+                mu_i = mu[bb, i, off:off + K]
+                s_i = np.maximum(sigma[bb, i, off:off + K], 1e-6)
+                mts = []
+                for j in range(N):
+                    Om = Ep[i] @ En[j]
+                    mu_t = Om @ mu[bb, j, off:off + K]
+                    s_t = np.maximum((Om * Om) @ np.maximum(sigma[bb, j, off:off + K], 1e-6), 1e-6)
+                    d = mu_t - mu_i
+                    KL[bb, h, i, j] = max(0.0, 0.5 * np.sum(s_i / s_t + d * d / s_t - 1 + np.log(s_t) - np.log(s_i)))
+                    mts.append(mu_t)
+                x = np.full(N, -np.inf)
+                x[:i + 1] = -KL[bb, h, i, :i + 1] / kappa
+                beta = np.exp(x - x.max())
+                beta = np.maximum(beta / beta.sum(), 1e-8)
+                m[bb, i, off:off + K] = beta @ np.array(mts)
+    return m, KL
+
+
+# --------------------------------------------------------------------------------------------
+# Self-test
+# --------------------------------------------------------------------------------------------
+
+def _fixture_dir(arg):
+    here = os.path.dirname(os.path.abspath(__file__))
+    cands = [arg] if arg else [os.path.join(here, "..", "shared", "fixtures", "upstream_parity_small"),
+                               os.path.join(here, "..", "..", "shared", "fixtures", "upstream_parity_small")]
+    for c in cands:
+        if c and os.path.isfile(os.path.join(c, "diag_exact_kl.npy")):
+            return os.path.normpath(c)
+    return None
+
+
+def self_test(device, fixture_arg=None):
+    results = []
+
+    def check(name, err, tol):
+        ok = bool(np.isfinite(err) and err <= tol)
+        results.append(ok)
+        print(f"  [{'PASS' if ok else 'FAIL'}] {name}: {err:.3e} (tol {tol:.0e})")
+
+    def info(name, err):
+        print(f"  [info] {name}: {err:.3e}")
+
+    print(f"self-test on {device} (torch {torch.__version__})")
+
+    # (M1) fixtures and properties.
+    a = math.sqrt(3)
+    fix1 = np.array([[[0, 0, -1], [0, 0, 0], [1, 0, 0]],
+                     [[0, 1, 0], [-1, 0, 0], [0, 0, 0]],
+                     [[0, 0, 0], [0, 0, -1], [0, 1, 0]]], float)
+    fix2 = np.array([[[0, 0, -a, 0, 0], [0, 0, 0, 0, -1], [a, 0, 0, 1, 0], [0, 0, -1, 0, 0], [0, 1, 0, 0, 0]],
+                     [[0, a, 0, 0, 0], [-a, 0, 0, 1, 0], [0, 0, 0, 0, 1], [0, -1, 0, 0, 0], [0, 0, -1, 0, 0]],
+                     [[0, 0, 0, 0, 0], [0, 0, -1, 0, 0], [0, 1, 0, 0, 0], [0, 0, 0, 0, -2], [0, 0, 0, 2, 0]]], float)
+    check("generators l=1 vs math.md fixture", np.abs(generators_np(1) - fix1).max(), 1e-14)
+    check("generators l=2 vs math.md fixture", np.abs(generators_np(2) - fix2).max(), 1e-14)
+    check("generators l=0 are zero", np.abs(generators_np(0)).max(), 0.0)
+    prop = 0.0
+    for l in range(1, 11):
+        Gx, Gy, Gz = generators_np(l)
+        K = 2 * l + 1
+        prop = max(prop, max(np.abs(g + g.T).max() for g in (Gx, Gy, Gz)),
+                   np.abs(Gx @ Gy - Gy @ Gx - Gz).max(), np.abs(Gy @ Gz - Gz @ Gy - Gx).max(),
+                   np.abs(Gz @ Gx - Gx @ Gz - Gy).max(),
+                   np.abs(-(Gx @ Gx + Gy @ Gy + Gz @ Gz) - l * (l + 1) * np.eye(K)).max())
+    check("generators l=1..10: antisymmetric, [Gx,Gy]=Gz cyclic, Casimir l(l+1)", prop, 1e-12)
+
+    # (M2) Wigner-D by matrix_exp (fp64): orthogonal, agrees with an eigendecomposition exponential.
+    rng = np.random.default_rng(7)
+    phis = np.concatenate([rng.standard_normal((16, 3)), [[0, 0, 0], [1e-9, 0, 0], [0, 0, 3.5], [4.0, -3.0, 2.0]]])
+    orth = agree = 0.0
+    for l in (1, 2, 3, 9):
+        R = wigner_d(torch.tensor(phis, device=device), l).cpu().numpy()
+        G = generators_np(l)
+        for r, p in zip(R, phis):
+            orth = max(orth, np.abs(r @ r.T - np.eye(2 * l + 1)).max())
+            agree = max(agree, np.abs(r - expm_antisym(np.einsum("a,akl->kl", p, G))).max())
+    check("Wigner-D (matrix_exp fp64) orthogonality", orth, 1e-12)
+    check("Wigner-D matrix_exp vs eigendecomposition exp", agree, 1e-12)
+
+    # Method checks on B = 2, N = 6 for every named spec.
+    B, N, kappa = 2, 6, 1.0
+    mask = causal_mask(N, device)
+    for spec in SPECS:
+        mu64, sig64, phi64 = random_beliefs(spec, B, N, 11, "cpu", torch.float64)
+        mu_n, sig_n, phi_n = mu64.numpy(), sig64.numpy(), phi64.numpy()
+        ref_exact = reference_exact(spec, mu_n, sig_n, phi_n, kappa)
+        ref_up, _ = reference_upstream(spec, mu_n, sig_n, phi_n, kappa)
+        mu32, sig32, phi32 = (x.to(device, torch.float32) for x in (mu64, sig64, phi64))
+        with torch.no_grad():
+            mb = factorised_forward(spec, mu32, sig32, phi32, kappa, mask).double().cpu().numpy()
+            mb64 = factorised_forward(spec, *(x.to(device) for x in (mu64, sig64, phi64)), kappa, mask)
+            ma = upstream_forward(spec, mu32, sig32, phi32, kappa, mask).double().cpu().numpy()
+            ma64 = upstream_forward(spec, *(x.to(device) for x in (mu64, sig64, phi64)), kappa, mask)
+            lifted32 = lift_all(spec, mu32, sig32, phi32, kappa)
+            mc32 = sdpa_message(lifted32, sdpa_call(sdpa_inputs(lifted32, torch.float32, "qk")))
+            mc32 = mc32.double().cpu().numpy()
+            mc_min = sdpa_message(lifted32, sdpa_call(sdpa_inputs(lifted32, torch.float32, "min")))
+            mc_min = mc_min.double().cpu().numpy()
+            mc16 = sdpa_message(lifted32, sdpa_call(sdpa_inputs(lifted32, torch.bfloat16, "qk")))
+            mc16 = mc16.double().cpu().numpy()
+        check(f"{spec}: (b) factorised_torch fp32 vs direct (M4) fp64, max |dm|", np.abs(mb - ref_exact).max(), 1e-4)
+        check(f"{spec}: (b) factorised_torch fp64 vs direct (M4) fp64, max |dm|",
+              np.abs(mb64.cpu().numpy() - ref_exact).max(), 1e-10)
+        check(f"{spec}: (a) upstream fp32 vs per-pair loop of section 6 fp64, max |dm|", np.abs(ma - ref_up).max(), 1e-5)
+        check(f"{spec}: (a) upstream fp64 vs per-pair loop of section 6 fp64, max |dm|",
+              np.abs(ma64.cpu().numpy() - ref_up).max(), 1e-12)
+        check(f"{spec}: (c) wiring: SDPA in fp32 (v padded to q width) vs direct (M4), max |dm|",
+              np.abs(mc32 - ref_exact).max(), 1e-4)
+        check(f"{spec}: (c) wiring: SDPA in fp32 (v padded to 8) vs direct (M4), max |dm|",
+              np.abs(mc_min - ref_exact).max(), 1e-4)
+        info(f"{spec}: (c) SDPA in bf16 vs direct (M4), max |dm|", np.abs(mc16 - ref_exact).max())
+        info(f"{spec}: upstream diagonal approximation vs exact (M4), max |dm|", np.abs(ref_up - ref_exact).max())
+
+    # Optional: (a) in float64 with float32-rounded generators against the upstream project's own
+    # KL matrices (diag_exact; its KL is mask-independent, so the comparison is of KL only).
+    fx = _fixture_dir(fixture_arg)
+    if fx is None:
+        print("  [skip] upstream parity fixture not found (pass --fixture DIR to check (a) against it)")
+    else:
+        mu = np.load(os.path.join(fx, "mu.npy"))
+        sig = np.load(os.path.join(fx, "sigma_diag.npy"))
+        phi = np.load(os.path.join(fx, "phi.npy"))
+        kl_fix = np.load(os.path.join(fx, "diag_exact_kl.npy"))
+        t = lambda x: torch.tensor(x, dtype=torch.float64, device=device)
+        Nf = mu.shape[1]
+        err = 0.0
+        with torch.no_grad():
+            for h, (l, off, K) in enumerate(heads_of("upstream")):
+                G = torch.tensor(generators_np(l).astype(np.float32), dtype=torch.float64, device=device)
+                _, kl = upstream_head(t(mu[..., off:off + K]), t(sig[..., off:off + K]), t(phi), G, 0.43,
+                                      causal_mask(Nf, device), return_kl=True)
+                err = max(err, np.abs(kl.cpu().numpy() - kl_fix[:, h]).max())
+        check(f"(a) in fp64 vs the upstream project's diag_exact KL ({fx})", err, 1e-10)
+
+    n_fail = results.count(False)
+    print(f"self-test: {len(results) - n_fail} passed, {n_fail} failed")
+    return n_fail == 0
+
+
+# --------------------------------------------------------------------------------------------
+# Timing
+# --------------------------------------------------------------------------------------------
+
+def is_oom(e):
+    if isinstance(e, getattr(torch.cuda, "OutOfMemoryError", ())):
+        return True
+    s = str(e).lower()
+    return isinstance(e, RuntimeError) and ("out of memory" in s or "can't allocate memory" in s)
+
+
+def free_memory(device):
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+
+
+class Timer:
+    """Milliseconds of one call: CUDA events on a GPU, perf_counter on the CPU."""
+
+    def __init__(self, device):
+        self.cuda = device.type == "cuda"
+        if self.cuda:
+            self.t0 = torch.cuda.Event(enable_timing=True)
+            self.t1 = torch.cuda.Event(enable_timing=True)
+
+    def __call__(self, fn):
+        if self.cuda:
+            self.t0.record()
+            out = fn()
+            self.t1.record()
+            self.t1.synchronize()
+            ms = self.t0.elapsed_time(self.t1)
+        else:
+            s = time.perf_counter()
+            out = fn()
+            ms = (time.perf_counter() - s) * 1e3
+        del out
+        return ms
+
+
+def bench_one(device, setup, run, args):
+    """setup() -> state (untimed); run(state) -> output (timed). Returns a dict of results."""
+    res = {"median_ms": None, "reps": 0, "status": "ok"}
+    state = None
+    start = time.perf_counter()
+    timer = Timer(device)
+    stage = "setup"
+    try:
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        state = setup()
+        stage = "warm-up"
+        first = timer(lambda: run(state))
+        res["first_call_ms"] = round(first, 3)
+        if first > args.skip_seconds * 1e3:
+            res["status"] = "skipped: too slow"
+            return res
+        warm = 1
+        # The remaining warm-ups; skipped when one call already takes a noticeable share of the cap.
+        while warm < args.warmup and first < 0.1 * args.max_seconds * 1e3:
+            timer(lambda: run(state))
+            warm += 1
+        res["warmups"] = warm
+        stage = "timed repetitions"
+        times = []
+        t_rep = time.perf_counter()
+        while len(times) < args.max_reps:
+            if len(times) >= args.min_reps and time.perf_counter() - t_rep >= args.min_seconds:
+                break
+            if times and time.perf_counter() - start >= args.max_seconds:
+                break
+            times.append(timer(lambda: run(state)))
+        res["reps"] = len(times)
+        res["median_ms"] = round(statistics.median(times), 4)
+        res["min_ms"] = round(min(times), 4)
+        res["max_ms"] = round(max(times), 4)
+        if len(times) < args.min_reps:
+            res["status"] = f"ok (capped at {args.max_seconds:g} s)"
+    except Exception as e:  # noqa: BLE001 -- OOM is recorded, anything else too (with its message)
+        if is_oom(e):
+            res["status"] = "OOM"
+        else:
+            res["status"] = f"error: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+        res["failed_at"] = stage + (f", {state['at']}" if isinstance(state, dict) and "at" in state else "")
+    finally:
+        state = None
+        if device.type == "cuda":
+            res["peak_mem_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
+        free_memory(device)
+        res["wall_s"] = round(time.perf_counter() - start, 2)
+    return res
+
+
+def run_workload(wname, spec, B, N, seed, device, methods, args):
+    entries = []
+    kappa = 1.0
+    for method in methods:
+        free_memory(device)
+        mu, sigma, phi = random_beliefs(spec, B, N, seed, device)
+
+        if method == "upstream":
+            setup = lambda: {"mask": causal_mask(N, device)}
+            run = lambda st: upstream_forward(spec, mu, sigma, phi, kappa, st["mask"], progress=st)
+        elif method == "factorised_torch":
+            setup = lambda: {"mask": causal_mask(N, device)}
+            run = lambda st: factorised_forward(spec, mu, sigma, phi, kappa, st["mask"])
+        else:
+            def setup():
+                lifted = lift_all(spec, mu, sigma, phi, kappa)
+                groups = sdpa_inputs(lifted, torch.bfloat16, args.sdpa_v_pad)
+                del lifted
+                return {"groups": groups}
+            run = lambda st: sdpa_call(st["groups"])
+
+        print(f"{wname} {spec} B={B} N={N} {method} ...", flush=True)
+        with torch.no_grad():
+            res = bench_one(device, setup, run, args)
+            if method == "sdpa_bf16" and res["status"].startswith("ok"):
+                if device.type == "cuda":
+                    try:
+                        groups = setup()["groups"]
+                        res["sdpa_backends_accepting"] = sdpa_backends(groups)
+                        res["sdpa_shapes"] = [list(q.shape) + [v.shape[-1]] for q, k, v in groups]
+                        del groups
+                    except Exception as e:  # noqa: BLE001
+                        res["sdpa_backends_accepting"] = f"probe failed: {type(e).__name__}"
+                    free_memory(device)
+                try:  # accuracy of bf16 SDPA on this workload, against (b) in fp32
+                    lifted = lift_all(spec, mu, sigma, phi, kappa)
+                    m_c = sdpa_message(lifted, sdpa_call(sdpa_inputs(lifted, torch.bfloat16, args.sdpa_v_pad)))
+                    del lifted
+                    m_b = factorised_forward(spec, mu, sigma, phi, kappa, causal_mask(N, device))
+                    res["max_abs_dm_vs_factorised_torch"] = float((m_c - m_b).abs().max())
+                    del m_c, m_b
+                except Exception as e:  # noqa: BLE001
+                    res["max_abs_dm_vs_factorised_torch"] = f"not measured: {type(e).__name__}"
+                free_memory(device)
+        entry = {"workload": wname, "spec": spec, "irreps": spec_string(spec), "E": embed_dim(spec),
+                 "heads": len(heads_of(spec)), "B": B, "N": N, "method": method}
+        entry.update(res)
+        entries.append(entry)
+        print(f"    -> {entry['status']}, median {entry['median_ms']} ms over {entry['reps']} reps "
+              f"({entry['wall_s']} s)", flush=True)
+        del mu, sigma, phi
+    free_memory(device)
+    return entries
+
+
+def print_table(entries):
+    cols = ["workload", "spec", "B", "N", "method", "median_ms", "reps", "status"]
+    rows = [[str(e.get(c)) if e.get(c) is not None else "-" for c in cols] for e in entries]
+    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
+    line = lambda r: "  ".join(x.ljust(w) for x, w in zip(r, widths))
+    print(line(cols))
+    print(line(["-" * w for w in widths]))
+    for r in rows:
+        print(line(r))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda", help="cuda (default), cuda:1, cpu")
+    p.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated subset of W1..W5")
+    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ",".join(METHODS))
+    p.add_argument("--out", help="write the results as JSON to this file")
+    p.add_argument("--small", action="store_true", help="N = 64 and B = 2 for every workload (checking runs)")
+    p.add_argument("--self-test", action="store_true", help="run the correctness checks and exit")
+    p.add_argument("--fixture", help="the upstream parity fixture folder (self-test; found automatically if beside)")
+    p.add_argument("--seed", type=int, default=20251227, help="base seed; workload Wk uses seed + k")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--min-reps", type=int, default=10)
+    p.add_argument("--min-seconds", type=float, default=0.5)
+    p.add_argument("--max-reps", type=int, default=50)
+    p.add_argument("--max-seconds", type=float, default=60.0, help="cap per method-workload, warm-ups included")
+    p.add_argument("--skip-seconds", type=float, default=30.0, help="skip when the first warm-up call exceeds this")
+    p.add_argument("--sdpa-v-pad", choices=["qk", "min"], default="qk",
+                   help="pad v to the q/k width (qk: every backend incl. flash can run) or to a multiple of 8")
+    args = p.parse_args()
+
+    # fp32 means fp32: no TF32 anywhere (the upstream einsums and the lifted matmuls alike).
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
+
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        sys.exit("CUDA is not available; use --device cpu (with --small) for a check run")
+
+    if args.self_test:
+        sys.exit(0 if self_test(device, args.fixture) else 1)
+
+    wanted = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    for w in wanted:
+        if w not in WORKLOADS:
+            sys.exit(f"unknown workload {w!r}; choose from {', '.join(WORKLOADS)}")
+    for m in methods:
+        if m not in METHODS:
+            sys.exit(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
+
+    meta = {
+        "script": "bench/torch_baselines.py",
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "torch_version": torch.__version__,
+        "cuda_version": torch.version.cuda,
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "host": platform.node(),
+        "python": platform.python_version(),
+        "small": args.small,
+        "seed": args.seed,
+        "kappa": 1.0,
+        "mask": "causal (j <= i)",
+        "inputs": "mu ~ N(0,1), diagonal variances ~ U[0.5, 2], phi ~ N(0, 0.5^2); float32",
+        "tf32": False,
+        "sdpa_v_pad": args.sdpa_v_pad,
+        "timing": {"clock": "CUDA events" if device.type == "cuda" else "perf_counter",
+                   "warmups": args.warmup, "min_reps": args.min_reps, "min_seconds": args.min_seconds,
+                   "max_reps": args.max_reps, "max_seconds_per_method_workload": args.max_seconds,
+                   "skip_if_first_call_over_s": args.skip_seconds, "statistic": "median",
+                   "note": "the remaining warm-ups are skipped when the first call exceeds 10% of "
+                           "max_seconds; max_seconds counts from the first warm-up; at least one rep"},
+        "timed_region": {m: TIMED_REGION[m] for m in methods},
+    }
+    print(f"torch {meta['torch_version']} on {meta['device_name']} ({device}), {meta['date_utc']}", flush=True)
+
+    entries = []
+    t0 = time.perf_counter()
+    for w in wanted:
+        spec, B, N = WORKLOADS[w]
+        if args.small:
+            B, N = 2, 64
+        entries += run_workload(w, spec, B, N, args.seed + int(w[1:]), device, methods, args)
+        if args.out:  # rewrite after every workload so a killed run keeps what it measured
+            with open(args.out, "w") as f:
+                json.dump({"meta": meta, "results": entries}, f, indent=1)
+    meta["total_wall_s"] = round(time.perf_counter() - t0, 1)
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"meta": meta, "results": entries}, f, indent=1)
+        print(f"wrote {args.out}")
+    print()
+    print_table(entries)
+
+
+if __name__ == "__main__":
+    main()
