@@ -42,14 +42,14 @@ void fused_forward(benchmark::State& state) {
   for (auto& x : sigma) x = variance(rng);
   for (auto& x : phi) x = 0.5f * normal(rng);
   thrust::device_vector<float> d_mu(mu), d_sigma(sigma), d_phi(phi), out(rows * E), out_sigma(covariance ? rows * E : 0);
-  gauge_attn::cuda::DeviceBeliefs q{B, N, int(E), Covariance::diagonal, thrust::raw_pointer_cast(d_mu.data()),
+  gauge_attn::gpu::DeviceBeliefs q{B, N, int(E), Covariance::diagonal, thrust::raw_pointer_cast(d_mu.data()),
                         thrust::raw_pointer_cast(d_sigma.data()), thrust::raw_pointer_cast(d_phi.data())};
-  gauge_attn::cuda::DeviceOutputs o;
+  gauge_attn::gpu::DeviceOutputs o;
   o.mu = thrust::raw_pointer_cast(out.data());
   if (covariance) o.sigma = thrust::raw_pointer_cast(out_sigma.data());
   AttentionOptions options;
   options.mask.causal = true;
-  gauge_attn::cuda::Forward<Spec> forward;
+  gauge_attn::gpu::Forward<Spec> forward;
   forward.run(q, options, o);  // warm-up: workspace, tables, module load
   forward.check_inputs();
   cudaEvent_t start, stop;

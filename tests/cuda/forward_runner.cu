@@ -22,14 +22,14 @@ GpuRun run_gpu_forward(const std::string& spec, int batch, int tokens, Covarianc
     thrust::device_vector<float> d_mu(mu), d_sigma(sigma), d_phi(phi);
     thrust::device_vector<float> out_mu(rows * E), out_sigma(covariance_message ? sigma.size() : 0), lse(rows * H);
     thrust::device_vector<float> row_std(statistics ? rows * H : 0), uniform(row_std.size()), entropy(row_std.size());
-    cuda::DeviceBeliefs q{batch,
+    gpu::DeviceBeliefs q{batch,
                           tokens,
                           int(E),
                           covariance,
                           thrust::raw_pointer_cast(d_mu.data()),
                           thrust::raw_pointer_cast(d_sigma.data()),
                           thrust::raw_pointer_cast(d_phi.data())};
-    cuda::DeviceOutputs out;
+    gpu::DeviceOutputs out;
     out.mu = thrust::raw_pointer_cast(out_mu.data());
     out.lse = thrust::raw_pointer_cast(lse.data());
     if (covariance_message) out.sigma = thrust::raw_pointer_cast(out_sigma.data());
@@ -38,7 +38,7 @@ GpuRun run_gpu_forward(const std::string& spec, int batch, int tokens, Covarianc
       out.uniform_row_std = thrust::raw_pointer_cast(uniform.data());
       out.entropy = thrust::raw_pointer_cast(entropy.data());
     }
-    cuda::Forward<Spec> forward;
+    gpu::Forward<Spec> forward;
     forward.run(q, options, out);
     forward.check_inputs();
     GAUGE_ATTN_CUDA_CHECK(cudaDeviceSynchronize());

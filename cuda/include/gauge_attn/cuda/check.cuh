@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <string>
 
-namespace gauge_attn::cuda {
+namespace gauge_attn::gpu {
 
 class CudaError : public std::runtime_error {
  public:
@@ -26,11 +26,11 @@ inline void check(cudaError_t code, const char* call, const char* file, int line
 }
 }  // namespace detail
 
-}  // namespace gauge_attn::cuda
+}  // namespace gauge_attn::gpu
 
 /// Checks a CUDA runtime call.
-#define GAUGE_ATTN_CUDA_CHECK(call) ::gauge_attn::cuda::detail::check((call), #call, __FILE__, __LINE__)
+#define GAUGE_ATTN_CUDA_CHECK(call) ::gauge_attn::gpu::detail::check((call), #call, __FILE__, __LINE__)
 /// Checks the launch just made (configuration errors); execution errors surface at the next
 /// checked call that synchronises.
 #define GAUGE_ATTN_CUDA_CHECK_LAUNCH(kernel) \
-  ::gauge_attn::cuda::detail::check(cudaGetLastError(), "launch of " #kernel, __FILE__, __LINE__)
+  ::gauge_attn::gpu::detail::check(cudaGetLastError(), "launch of " #kernel, __FILE__, __LINE__)

@@ -12,13 +12,14 @@
 #include <gauge_attn/mask.hpp>
 #include <gauge_attn/row_statistics.hpp>
 
+#include <cuda_pipeline.h>
 #include <cuda_runtime.h>
 
 #include <cmath>
 
 #include "layout.cuh"
 
-namespace gauge_attn::cuda {
+namespace gauge_attn::gpu {
 
 /// The attention kernel's inputs and outputs; device pointers. Passed by value.
 template <class Spec>
@@ -75,6 +76,7 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
   using TS = TileShape<K>;
   using W = LiftedWidths<K>;
   constexpr int P = TS::P, QR = TS::QR, KT = TS::keys, KPT = TS::keys_per_thread;
+  static_assert(KT % TS::step == 0, "a stage holds whole steps");
   constexpr int V = value_width<K>(Covariance);
   constexpr int ks = TS::smem_stride(P), vs = TS::smem_stride(V);
   const HeadLayout& head = p.heads[h];
@@ -108,82 +110,108 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
   const KeyRange first = key_range(p.mask, q0, n), last = key_range(p.mask, q1 - 1, n);
   const int lo = first.begin < last.begin ? first.begin : last.begin;
   const int hi = first.end > last.end ? first.end : last.end;
-  float* sk = smem;            // [KT][ks]
-  float* sv = smem + KT * ks;  // [KT][vs]
+  const int stage_floats = KT * (ks + vs);  // one stage: keys [KT][ks], then values [KT][vs]
   const float* gk = p.keys + head.keys + std::size_t(b) * p.tokens * TS::key_stride;
   const float* gv = p.values + head.values + std::size_t(b) * p.tokens * head.value_stride;
-
-  for (int t0 = lo; t0 < hi; t0 += KT) {
-    const int t1 = min(t0 + KT, hi);
-    __syncthreads();  // the previous tile is consumed
+  // Copies keys and values [t0, t0 + KT) into stage `st` asynchronously, zero-filling past `hi`.
+  auto load_stage = [&](int st, int t0) {
+    float* sk = smem + st * stage_floats;
+    float* sv = sk + KT * ks;
     for (int e = threadIdx.x; e < KT * (TS::key_stride / 4); e += TS::threads) {
       const int rr = e / (TS::key_stride / 4), c4 = e % (TS::key_stride / 4);
-      float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
-      if (t0 + rr < t1) x = reinterpret_cast<const float4*>(gk + std::size_t(t0 + rr) * TS::key_stride)[c4];
-      reinterpret_cast<float4*>(sk + rr * ks)[c4] = x;
+      const bool inside = t0 + rr < hi;
+      __pipeline_memcpy_async(sk + rr * ks + 4 * c4, gk + std::size_t(inside ? t0 + rr : lo) * TS::key_stride + 4 * c4,
+                              16, inside ? 0 : 16);
     }
     for (int e = threadIdx.x; e < KT * (round4(V) / 4); e += TS::threads) {
       const int rr = e / (round4(V) / 4), c4 = e % (round4(V) / 4);
-      float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
-      if (t0 + rr < t1) x = reinterpret_cast<const float4*>(gv + std::size_t(t0 + rr) * head.value_stride)[c4];
-      reinterpret_cast<float4*>(sv + rr * vs)[c4] = x;
+      const bool inside = t0 + rr < hi;
+      __pipeline_memcpy_async(sv + rr * vs + 4 * c4,
+                              gv + std::size_t(inside ? t0 + rr : lo) * head.value_stride + 4 * c4, 16,
+                              inside ? 0 : 16);
     }
-    __syncthreads();
-    const bool clear = t1 - t0 == KT && tile_is_clear(p.mask, q0, q1, t0, t1, n, Statistics || p.mask.mask_self);
+    __pipeline_commit();
+  };
 
-    // Scores of this thread's keys j = t0 + kg + 8c, in log2 units.
-    float s[QR][KPT];
-    for (int c = 0; c < KPT; ++c) {
-      const float* bj = sk + (kg + TS::key_groups * c) * ks;
-      float dot[QR] = {};
+  load_stage(0, lo);
+  for (int t0 = lo, st = 0; t0 < hi; t0 += KT, st ^= 1) {
+    const bool more = t0 + KT < hi;
+    if (more) load_stage(st ^ 1, t0 + KT);  // the next stage flies while this one is read
+    __pipeline_wait_prior(more ? 1 : 0);
+    __syncthreads();
+    const float* sk = smem + st * stage_floats;
+    const float* sv = sk + KT * ks;
+    for (int c0 = t0; c0 < min(t0 + KT, hi); c0 += TS::step) {
+      const int c1 = min(c0 + TS::step, hi);
+      const bool clear =
+          c1 - c0 == TS::step && tile_is_clear(p.mask, q0, q1, c0, c1, n, Statistics || p.mask.mask_self);
+      const int first_key = c0 - t0 + kg;  // this thread's keys: first_key + 8c within the stage
+
+      // Scores of this thread's keys j = c0 + kg + 8c, in log2 units.
+      float s[QR][KPT];
 #pragma unroll
-      for (int k = 0; k + 3 < P; k += 4) {
-        const float4 b4 = *reinterpret_cast<const float4*>(bj + k);
-        for (int r = 0; r < QR; ++r)
-          dot[r] += a[r][k] * b4.x + a[r][k + 1] * b4.y + a[r][k + 2] * b4.z + a[r][k + 3] * b4.w;
-      }
-#pragma unroll
-      for (int k = P / 4 * 4; k < P; ++k)
-        for (int r = 0; r < QR; ++r) dot[r] += a[r][k] * bj[k];
-      const int j = t0 + kg + TS::key_groups * c;
-      for (int r = 0; r < QR; ++r) {
-        float x = dot[r];
-        if (alibi != 0.f) x += alibi * float(row[r] - j);
-        if (!clear && !range[r].allows(j)) x = -INFINITY;
-        s[r][c] = x;
-      }
-    }
-    // Online softmax update (M5) and message sums (M9).
-    for (int r = 0; r < QR; ++r) {
-      float top = m[r];
-      for (int c = 0; c < KPT; ++c) top = fmaxf(top, s[r][c]);
-      if (top == -INFINITY) continue;  // nothing allowed yet
-      const float scale = exp2f(m[r] - top);
-      m[r] = top;
-      l[r] *= scale;
-      for (int v = 0; v < V; ++v) acc[r][v] *= scale;
-      if (Statistics) {
-        off[r] *= scale;
-        off2[r] *= scale * scale;
-        ws[r] *= scale;
-      }
       for (int c = 0; c < KPT; ++c) {
-        const float w = exp2f(s[r][c] - top);
-        l[r] += w;
-        const float* vj = sv + (kg + TS::key_groups * c) * vs;
-        for (int v = 0; v < V; ++v) acc[r][v] += w * vj[v];
-        if (Statistics && w > 0.f) {
-          ws[r] += w * s[r][c];
-          if (t0 + kg + TS::key_groups * c != row[r]) {
-            off[r] += w;
-            off2[r] += w * w;
+        const float* bj = sk + (first_key + TS::key_groups * c) * ks;
+        float dot[QR] = {};
+#pragma unroll
+        for (int k = 0; k + 3 < P; k += 4) {
+          const float4 b4 = *reinterpret_cast<const float4*>(bj + k);
+#pragma unroll
+          for (int r = 0; r < QR; ++r)
+            dot[r] += a[r][k] * b4.x + a[r][k + 1] * b4.y + a[r][k + 2] * b4.z + a[r][k + 3] * b4.w;
+        }
+#pragma unroll
+        for (int k = P / 4 * 4; k < P; ++k)
+#pragma unroll
+          for (int r = 0; r < QR; ++r) dot[r] += a[r][k] * bj[k];
+        const int j = c0 + kg + TS::key_groups * c;
+#pragma unroll
+        for (int r = 0; r < QR; ++r) {
+          float x = dot[r];
+          if (alibi != 0.f) x += alibi * float(row[r] - j);
+          if (!clear && !range[r].allows(j)) x = -INFINITY;
+          s[r][c] = x;
+        }
+      }
+      // Online softmax update (M5) and message sums (M9).
+#pragma unroll
+      for (int r = 0; r < QR; ++r) {
+        float top = m[r];
+#pragma unroll
+        for (int c = 0; c < KPT; ++c) top = fmaxf(top, s[r][c]);
+        if (top == -INFINITY) continue;  // nothing allowed yet
+        const float scale = exp2f(m[r] - top);
+        m[r] = top;
+        l[r] *= scale;
+#pragma unroll
+        for (int v = 0; v < V; ++v) acc[r][v] *= scale;
+        if (Statistics) {
+          off[r] *= scale;
+          off2[r] *= scale * scale;
+          ws[r] *= scale;
+        }
+#pragma unroll
+        for (int c = 0; c < KPT; ++c) {
+          const float w = exp2f(s[r][c] - top);
+          l[r] += w;
+          const float* vj = sv + (first_key + TS::key_groups * c) * vs;
+#pragma unroll
+          for (int v = 0; v < V; ++v) acc[r][v] += w * vj[v];
+          if (Statistics && w > 0.f) {
+            ws[r] += w * s[r][c];
+            if (c0 + kg + TS::key_groups * c != row[r]) {
+              off[r] += w;
+              off2[r] += w * w;
+            }
           }
         }
       }
     }
+    __syncthreads();  // every thread is done with this stage before it is refilled
   }
 
   // Merge the 8 key groups of each query (lanes differing in the low 3 bits).
+#pragma unroll
   for (int r = 0; r < QR; ++r)
     for (int offset = 1; offset < TS::key_groups; offset *= 2) {
       const float pm = __shfl_xor_sync(0xffffffffu, m[r], offset);
@@ -199,6 +227,7 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
     }
 
   // Epilogue: lane kg = r writes query r, back in its own frame: m_i = R_i (w + ν̄) (M9).
+#pragma unroll
   for (int r = 0; r < QR; ++r) {
     if (kg != r || row[r] >= q1) continue;
     const int i = row[r];
@@ -256,7 +285,7 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
 /// One block per (query tile, sequence, head), heaviest tiles first (the causal mask makes later
 /// tiles longer). Dynamic shared memory: the largest key + value tile of the spec.
 template <class Spec, bool Covariance, bool Statistics>
-__global__ void __launch_bounds__(128) flash_kl_kernel(AttentionParams<Spec> p) {
+__global__ void __launch_bounds__(128, Covariance ? 2 : 4) flash_kl_kernel(AttentionParams<Spec> p) {
   extern __shared__ float4 shared_tiles[];
   const int per_tile = p.batch * Spec::num_heads;
   const int tile = p.tiles - 1 - int(blockIdx.x) / per_tile;
@@ -267,4 +296,4 @@ __global__ void __launch_bounds__(128) flash_kl_kernel(AttentionParams<Spec> p) 
   });
 }
 
-}  // namespace gauge_attn::cuda
+}  // namespace gauge_attn::gpu

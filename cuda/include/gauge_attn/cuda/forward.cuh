@@ -1,9 +1,9 @@
 // gauge_attn/cuda/forward.cuh: the host API of the fused GPU forward.
 //
-//   gauge_attn::cuda::Forward<Spec> forward;                      // owns the device workspace
+//   gauge_attn::gpu::Forward<Spec> forward;                      // owns the device workspace
 //   forward.run(beliefs, options, outputs, stream);               // device pointers; asynchronous
 //   forward.check_inputs(stream);                                 // synchronises; throws on bad input
-//   auto r = gauge_attn::cuda::forward_from_host<Spec>(...);      // host arrays in and out
+//   auto r = gauge_attn::gpu::forward_from_host<Spec>(...);      // host arrays in and out
 //
 // The same options as the CPU forward (options.hpp); Mode::exact only (the upstream-compatible mode
 // runs on the CPU). Inputs are float32; the lift runs in float64, the attention in float32.
@@ -27,7 +27,7 @@
 #include "layout.cuh"
 #include "lift.cuh"
 
-namespace gauge_attn::cuda {
+namespace gauge_attn::gpu {
 
 /// Beliefs in device memory, in the layouts of belief.hpp (C order).
 struct DeviceBeliefs {
@@ -120,12 +120,17 @@ class Forward {
     ap.row_std = out.row_std;
     ap.uniform_row_std = out.uniform_row_std;
     ap.entropy = out.entropy;
-    const std::size_t rows = std::size_t(q.batch) * q.tokens;
-    GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(out.mu, 0, rows * q.embed_dim * sizeof(float), stream));
-    if (covariance)
-      GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(out.sigma, 0, rows * (lp.diagonal ? 1 : q.embed_dim) * q.embed_dim * sizeof(float), stream));
-    for (float* o : {out.lse, out.row_std, out.uniform_row_std, out.entropy})
-      if (o) GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(o, 0, rows * H * sizeof(float), stream));
+    // Every valid row is written; rows of padded tokens are cleared here.
+    const bool padded = std::any_of(lengths.begin(), lengths.end(), [&](int n) { return n < q.tokens; });
+    if (padded) {
+      const std::size_t rows = std::size_t(q.batch) * q.tokens;
+      GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(out.mu, 0, rows * q.embed_dim * sizeof(float), stream));
+      if (covariance)
+        GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(
+            out.sigma, 0, rows * (lp.diagonal ? 1 : q.embed_dim) * q.embed_dim * sizeof(float), stream));
+      for (float* o : {out.lse, out.row_std, out.uniform_row_std, out.entropy})
+        if (o) GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(o, 0, rows * H * sizeof(float), stream));
+    }
     const dim3 grid(unsigned(ap.tiles) * q.batch * H);
     if (covariance && statistics) launch<true, true>(grid, ap, stream);
     if (covariance && !statistics) launch<true, false>(grid, ap, stream);
@@ -169,7 +174,7 @@ class Forward {
     Spec::for_each_irrep([&](auto irrep, int) {
       constexpr int K = 2 * decltype(irrep)::l + 1;
       using TS = TileShape<K>;
-      smem = std::max(smem, sizeof(float) * TS::keys *
+      smem = std::max(smem, 2 * sizeof(float) * TS::keys *  // two stages
                                 (TS::smem_stride(TS::P) + TS::smem_stride(value_width<K>(Covariance))));
     });
     auto kernel = flash_kl_kernel<Spec, Covariance, Statistics>;
@@ -225,10 +230,12 @@ class Forward {
       });
       tables_ = host;  // synchronous copy, once
     }
-    lengths_host_ = lengths;
-    grow(lengths_, lengths.size());
-    GAUGE_ATTN_CUDA_CHECK(cudaMemcpyAsync(raw(lengths_), lengths_host_.data(), lengths.size() * sizeof(int),
-                                          cudaMemcpyHostToDevice, stream));
+    if (lengths != lengths_host_) {  // uploaded only when they change
+      lengths_host_ = lengths;
+      grow(lengths_, lengths.size());
+      GAUGE_ATTN_CUDA_CHECK(cudaMemcpyAsync(raw(lengths_), lengths_host_.data(), lengths.size() * sizeof(int),
+                                            cudaMemcpyHostToDevice, stream));
+    }
   }
 
   template <class T>
@@ -246,4 +253,4 @@ class Forward {
   thrust::device_vector<unsigned long long> status_;
 };
 
-}  // namespace gauge_attn::cuda
+}  // namespace gauge_attn::gpu

@@ -8,7 +8,7 @@
 #include <cstddef>
 #include <utility>
 
-namespace gauge_attn::cuda {
+namespace gauge_attn::gpu {
 
 /// Rounds up to a multiple of 4 floats, for 16-byte vector accesses.
 GAUGE_ATTN_HOST_DEVICE constexpr int round4(int n) { return (n + 3) / 4 * 4; }
@@ -21,13 +21,17 @@ struct TileShape {
   static constexpr int query_stride = round4(P);  // floats per query vector in global memory
   static constexpr int key_stride = round4(P);    // floats per key vector in global memory
   // Queries per thread (register tiling): each key element read from shared memory feeds QR FMAs.
-  static constexpr int QR = P <= 24 ? 4 : (P <= 48 ? 2 : 1);
+  // Fewer for wide heads, so that every head fits the kernel's register budget (128 per thread).
+  static constexpr int QR = P <= 12 ? 4 : (P <= 40 ? 2 : 1);
   static constexpr int key_groups = 8;    // lanes that split one query group's keys
   static constexpr int query_groups = 16; // 128 threads = 16 query groups × 8 key groups
   static constexpr int threads = key_groups * query_groups;
   static constexpr int queries = query_groups * QR;  // query rows per block
-  static constexpr int keys = P <= 48 ? 64 : 32;     // key rows per shared-memory tile
-  static constexpr int keys_per_thread = keys / key_groups;
+  static constexpr int keys_per_thread = 8;          // keys of one step, per thread
+  static constexpr int step = keys_per_thread * key_groups;  // 64 keys per step
+  // Keys per shared-memory stage (two stages, filled by cp.async while the other is read):
+  // ~8 KB a stage.
+  static constexpr int keys = P <= 4 ? 256 : (P <= 12 ? 128 : 64);
   // Shared-memory row strides: an odd number of 16-byte chunks, so the 8 keys that a warp reads at
   // once fall in distinct bank groups.
   GAUGE_ATTN_HOST_DEVICE static constexpr int smem_stride(int floats) { return (round4(floats) / 4) % 2 ? round4(floats) : round4(floats) + 4; }
@@ -59,4 +63,4 @@ GAUGE_ATTN_HOST_DEVICE void visit_spin(int r, std::integer_sequence<int, Ls...>,
   ((r == k++ ? f(std::integral_constant<int, Ls>{}) : void()), ...);
 }
 
-}  // namespace gauge_attn::cuda
+}  // namespace gauge_attn::gpu

@@ -14,7 +14,7 @@
 
 #include "layout.cuh"
 
-namespace gauge_attn::cuda {
+namespace gauge_attn::gpu {
 
 /// Why an input was refused on the device; reported with the first offending (b, n, head).
 enum class InputError : unsigned { none = 0, covariance = 1, mean = 2, frame = 3 };
@@ -151,4 +151,4 @@ __global__ void __launch_bounds__(lift_threads) lift_pack_kernel(LiftParams<Spec
   });
 }
 
-}  // namespace gauge_attn::cuda
+}  // namespace gauge_attn::gpu
