@@ -38,6 +38,12 @@ fi
 if [ "$what" != tests ]; then
   ./build-gpu/gpu_forward --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
     --benchmark_out="$out/gpu_forward.json" --benchmark_out_format=json 2>&1 | tail -25 || status=1
+  if [ -n "${PROFILE:-}" ]; then  # stall reasons and throughput of one W2 attention launch
+    ncu --kernel-name regex:flash_kl --launch-skip 1 --launch-count 1 --section SpeedOfLight \
+      --section WarpStateStats --section Occupancy --section LaunchStats --section ComputeWorkloadAnalysis \
+      ./build-gpu/gpu_forward --benchmark_filter='W2_upstream/' --benchmark_min_time=0.01s > "$out/ncu_w2.txt" 2>&1
+    grep -E "Duration|Throughput|Issue|Occupancy|Stall|Registers|Warp Cycles|Eligible|Active Warps|No Eligible|Pipe" "$out/ncu_w2.txt" | head -40
+  fi
   if [ -f bench/torch_baselines.py ] && [ -z "${NO_TORCH:-}" ]; then
     PYTHONUNBUFFERED=1 timeout 400 python3 bench/torch_baselines.py --out "$out/torch_baselines.json" 2>&1 | tail -30 || status=1
   fi

@@ -47,6 +47,14 @@ namespace detail {
 
 constexpr float ln2 = 0.6931471805599453f;
 
+/// 2^x by the special-function unit alone (ex2.approx.ftz: relative error ≤ 2⁻²², one MUFU.EX2;
+/// exp2f adds range handling the softmax does not need, since x ≤ 0 here and 2^−∞ = 0).
+__device__ inline float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
 /// Is every key of [t0, t1) allowed for every row of [q0, q1), with the diagonal outside the tile
 /// when it needs special handling? Then the tile needs no per-pair checks.
 __device__ inline bool tile_is_clear(const MaskSpec& m, int q0, int q1, int t0, int t1, int n, bool diagonal_matters) {
@@ -147,41 +155,48 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
           c1 - c0 == TS::step && tile_is_clear(p.mask, q0, q1, c0, c1, n, Statistics || p.mask.mask_self);
       const int first_key = c0 - t0 + kg;  // this thread's keys: first_key + 8c within the stage
 
-      // Scores of this thread's keys j = c0 + kg + 8c, in log2 units.
+      // Scores of this thread's keys j = c0 + kg + 8c, in log2 units: a_i · b_j (M8), four
+      // elements of b_j per 16-byte shared load (the padding of b_j is zero).
       float s[QR][KPT];
 #pragma unroll
       for (int c = 0; c < KPT; ++c) {
         const float* bj = sk + (first_key + TS::key_groups * c) * ks;
         float dot[QR] = {};
 #pragma unroll
-        for (int k = 0; k + 3 < P; k += 4) {
+        for (int k = 0; k < P; k += 4) {
           const float4 b4 = *reinterpret_cast<const float4*>(bj + k);
+          const float bk[4] = {b4.x, b4.y, b4.z, b4.w};
+#pragma unroll
+          for (int e = 0; e < 4; ++e)
+            if (k + e < P)
+#pragma unroll
+              for (int r = 0; r < QR; ++r) dot[r] = fmaf(a[r][k + e], bk[e], dot[r]);
+        }
+#pragma unroll
+        for (int r = 0; r < QR; ++r) s[r][c] = dot[r];
+      }
+      if (alibi != 0.f)  // logit += slope·(i − j), from the exact integer distance
+#pragma unroll
+        for (int c = 0; c < KPT; ++c)
+#pragma unroll
+          for (int r = 0; r < QR; ++r) s[r][c] = fmaf(alibi, float(row[r] - (c0 + kg + TS::key_groups * c)), s[r][c]);
+      if (!clear)
+#pragma unroll
+        for (int c = 0; c < KPT; ++c)
 #pragma unroll
           for (int r = 0; r < QR; ++r)
-            dot[r] += a[r][k] * b4.x + a[r][k + 1] * b4.y + a[r][k + 2] * b4.z + a[r][k + 3] * b4.w;
-        }
-#pragma unroll
-        for (int k = P / 4 * 4; k < P; ++k)
-#pragma unroll
-          for (int r = 0; r < QR; ++r) dot[r] += a[r][k] * bj[k];
-        const int j = c0 + kg + TS::key_groups * c;
-#pragma unroll
-        for (int r = 0; r < QR; ++r) {
-          float x = dot[r];
-          if (alibi != 0.f) x += alibi * float(row[r] - j);
-          if (!clear && !range[r].allows(j)) x = -INFINITY;
-          s[r][c] = x;
-        }
-      }
-      // Online softmax update (M5) and message sums (M9).
+            if (!range[r].allows(c0 + kg + TS::key_groups * c)) s[r][c] = -INFINITY;
+
+      // Online softmax (M5): new running maxima, and the rescaling of what was summed so far.
+      float top[QR];
 #pragma unroll
       for (int r = 0; r < QR; ++r) {
-        float top = m[r];
+        float t = m[r];
 #pragma unroll
-        for (int c = 0; c < KPT; ++c) top = fmaxf(top, s[r][c]);
-        if (top == -INFINITY) continue;  // nothing allowed yet
-        const float scale = exp2f(m[r] - top);
-        m[r] = top;
+        for (int c = 0; c < KPT; c += 2) t = fmaxf(t, fmaxf(s[r][c], s[r][c + 1]));
+        const float scale = fast_exp2(m[r] - (t == -INFINITY ? 0.f : t));  // 0 while nothing is allowed
+        m[r] = t;
+        top[r] = t == -INFINITY ? 0.f : t;  // so that masked keys give exp2(−∞) = 0, never NaN
         l[r] *= scale;
 #pragma unroll
         for (int v = 0; v < V; ++v) acc[r][v] *= scale;
@@ -190,18 +205,31 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
           off2[r] *= scale * scale;
           ws[r] *= scale;
         }
+      }
+      // Message sums (M9): each key's values are read once and used for all QR queries.
 #pragma unroll
-        for (int c = 0; c < KPT; ++c) {
-          const float w = exp2f(s[r][c] - top);
+      for (int c = 0; c < KPT; ++c) {
+        const float* vj = sv + (first_key + TS::key_groups * c) * vs;
+        float val[round4(V)];
+#pragma unroll
+        for (int v = 0; v < V; v += 4) {
+          const float4 v4 = *reinterpret_cast<const float4*>(vj + v);
+          val[v] = v4.x;
+          val[v + 1] = v4.y;
+          val[v + 2] = v4.z;
+          val[v + 3] = v4.w;
+        }
+#pragma unroll
+        for (int r = 0; r < QR; ++r) {
+          const float w = fast_exp2(s[r][c] - top[r]);
           l[r] += w;
-          const float* vj = sv + (first_key + TS::key_groups * c) * vs;
 #pragma unroll
-          for (int v = 0; v < V; ++v) acc[r][v] += w * vj[v];
+          for (int v = 0; v < V; ++v) acc[r][v] = fmaf(w, val[v], acc[r][v]);
           if (Statistics && w > 0.f) {
-            ws[r] += w * s[r][c];
+            ws[r] = fmaf(w, s[r][c], ws[r]);
             if (c0 + kg + TS::key_groups * c != row[r]) {
               off[r] += w;
-              off2[r] += w * w;
+              off2[r] = fmaf(w, w, off2[r]);
             }
           }
         }

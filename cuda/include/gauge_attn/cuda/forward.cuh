@@ -94,11 +94,17 @@ class Forward {
     lp.frames = raw(frames_);
     lp.means = raw(means_);
     lp.status = raw(status_);
-    const dim3 lift_grid((q.tokens + lift_threads - 1) / lift_threads, H, q.batch);
-    lift_frames_kernel<Spec><<<lift_grid, lift_threads, 0, stream>>>(lp);
-    GAUGE_ATTN_CUDA_CHECK_LAUNCH(lift_frames_kernel);
-    lift_pack_kernel<Spec><<<lift_grid, lift_threads, 0, stream>>>(lp);
-    GAUGE_ATTN_CUDA_CHECK_LAUNCH(lift_pack_kernel);
+    if (q.tokens <= lift_threads) {  // one block per sequence and head: one launch, no atomics
+      lift_sequence_kernel<Spec><<<dim3(1, H, q.batch), lift_threads, 0, stream>>>(lp);
+      GAUGE_ATTN_CUDA_CHECK_LAUNCH(lift_sequence_kernel);
+    } else {
+      GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(lp.means, 0, means_.size() * sizeof(double), stream));
+      const dim3 lift_grid((q.tokens + lift_threads - 1) / lift_threads, H, q.batch);
+      lift_frames_kernel<Spec><<<lift_grid, lift_threads, 0, stream>>>(lp);
+      GAUGE_ATTN_CUDA_CHECK_LAUNCH(lift_frames_kernel);
+      lift_pack_kernel<Spec><<<lift_grid, lift_threads, 0, stream>>>(lp);
+      GAUGE_ATTN_CUDA_CHECK_LAUNCH(lift_pack_kernel);
+    }
 
     AttentionParams<Spec> ap;
     std::copy(heads_.begin(), heads_.end(), ap.heads);
@@ -217,7 +223,6 @@ class Forward {
     grow(values_, nv);
     grow(frames_, nf);
     grow(means_, nm);
-    GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(raw(means_), 0, nm * sizeof(double), stream));
     grow(status_, 1);
     GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(raw(status_), 0, sizeof(unsigned long long), stream));
     if (tables_.empty()) {

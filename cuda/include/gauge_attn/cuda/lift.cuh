@@ -4,6 +4,7 @@
 // values of (M9). Computed in double, stored in float (the keys pre-scaled by log2 e for exp2).
 #pragma once
 
+#include <gauge_attn/detail/so3_tables.hpp>
 #include <gauge_attn/detail/wigner_factorised.hpp>
 #include <gauge_attn/lifted.hpp>
 
@@ -63,35 +64,82 @@ __device__ double block_sum(double v, double* scratch) {
 
 inline constexpr int lift_threads = 128;
 
+namespace detail {
+
+/// R_i = D^ℓ(φ_i) into `frames`, and ν_i = R_iᵀμ_i (zeros for i ≥ n).
+template <int K, class Spec>
+__device__ void lift_frame(const LiftParams<Spec>& p, int b, int h, int i, double (&nu)[K]) {
+  const HeadLayout& head = p.heads[h];
+  for (int k = 0; k < K; ++k) nu[k] = 0;
+  if (i >= p.lengths[b]) return;
+  const std::size_t t = std::size_t(b) * p.tokens + i;
+  double phi[3] = {p.phi[t * 3], p.phi[t * 3 + 1], p.phi[t * 3 + 2]};
+  if (!isfinite(phi[0]) || !isfinite(phi[1]) || !isfinite(phi[2])) {
+    report(p.status, InputError::frame, (long long)t * Spec::num_heads + h);
+    phi[0] = phi[1] = phi[2] = 0;
+  }
+  if (p.identity_transport) phi[0] = phi[1] = phi[2] = 0;
+  double R[K * K];
+  gauge_attn::detail::wigner_d_factorised<K>(p.tables + p.quarter_turns[head.irrep], phi, R);
+  double* out = p.frames + head.frames + t * K * K;
+  for (int k = 0; k < K * K; ++k) out[k] = R[k];
+  const float* mu = p.mu + t * p.embed_dim + head.offset;
+  for (int r = 0; r < K; ++r) {
+    if (!isfinite(mu[r])) report(p.status, InputError::mean, (long long)t * Spec::num_heads + h);
+    for (int k = 0; k < K; ++k) nu[k] += R[r * K + k] * double(mu[r]);  // ν = Rᵀμ
+  }
+}
+
+/// Pulls back token i (§5), centres ν on `mean`, packs a, b (× log2 e) and the values.
+template <int K, class Spec>
+__device__ void lift_pack(const LiftParams<Spec>& p, int b, int h, int i, const double* mean) {
+  using W = LiftedWidths<K>;
+  using TS = TileShape<K>;
+  const HeadLayout& head = p.heads[h];
+  const std::size_t t = std::size_t(b) * p.tokens + i;
+  const double* R = p.frames + head.frames + t * K * K;
+  double mu[K], sigma[K * K];
+  for (int k = 0; k < K; ++k) mu[k] = p.mu[t * p.embed_dim + head.offset + k];
+  if (p.diagonal) {
+    for (int k = 0; k < K; ++k) sigma[k] = p.sigma[t * p.embed_dim + head.offset + k];
+  } else {
+    const float* block = p.sigma + (t * p.embed_dim + head.offset) * p.embed_dim + head.offset;
+    for (int r = 0; r < K; ++r)
+      for (int c = 0; c < K; ++c) sigma[r * K + c] = block[std::size_t(r) * p.embed_dim + c];
+  }
+  lifted::PulledBack<double, K> pb;
+  if (!lifted::pull_back<double, K>(R, mu, sigma, K, p.diagonal, pb)) {
+    report(p.status, InputError::covariance, (long long)t * Spec::num_heads + h);
+    return;
+  }
+  double nu[K];
+  for (int k = 0; k < K; ++k) nu[k] = pb.nu[k] - mean[k];
+  constexpr double log2e = 1.4426950408889634;
+  float* a = p.queries + head.queries + t * TS::query_stride;
+  float* key = p.keys + head.keys + t * TS::key_stride;
+  float packed[W::lifted];
+  lifted::pack_query(pb, nu, packed);
+  for (int k = 0; k < TS::query_stride; ++k) a[k] = k < W::lifted ? packed[k] : 0.f;
+  double packed_key[W::lifted];
+  lifted::pack_key(pb, nu, head.kappa, packed_key);
+  for (int k = 0; k < TS::key_stride; ++k) key[k] = k < W::lifted ? float(packed_key[k] * log2e) : 0.f;
+  // Values [ν, sym(S + ννᵀ)]: the mean message reads the first K.
+  float* v = p.values + head.values + t * head.value_stride;
+  for (int k = 0; k < head.value_stride; ++k) v[k] = k < K ? float(nu[k]) : k < K + W::sym ? packed[k - K] : 0.f;
+}
+
+}  // namespace detail
+
 /// Grid (⌈N/128⌉, H, B): R_i into `frames`, Σ_i ν_i into `means` (atomically, one add per block).
 template <class Spec>
 __global__ void __launch_bounds__(lift_threads) lift_frames_kernel(LiftParams<Spec> p) {
   __shared__ double scratch[lift_threads / 32];
   const int b = blockIdx.z, h = blockIdx.y, i = blockIdx.x * lift_threads + threadIdx.x;
   const HeadLayout& head = p.heads[h];
-  const int n = p.lengths[b];
-  const bool active = i < n;
   visit_spin(head.irrep, typename Spec::spins{}, [&](auto spin) {
     constexpr int K = 2 * decltype(spin)::value + 1;
-    double nu[K] = {};
-    if (active) {
-      const std::size_t t = std::size_t(b) * p.tokens + i;
-      double phi[3] = {p.phi[t * 3], p.phi[t * 3 + 1], p.phi[t * 3 + 2]};
-      if (!isfinite(phi[0]) || !isfinite(phi[1]) || !isfinite(phi[2])) {
-        detail::report(p.status, InputError::frame, (long long)t * Spec::num_heads + h);
-        phi[0] = phi[1] = phi[2] = 0;
-      }
-      double R[K * K];
-      if (p.identity_transport) phi[0] = phi[1] = phi[2] = 0;
-      gauge_attn::detail::wigner_d_factorised<K>(p.tables + p.quarter_turns[head.irrep], phi, R);
-      double* out = p.frames + head.frames + t * K * K;
-      for (int k = 0; k < K * K; ++k) out[k] = R[k];
-      const float* mu = p.mu + t * p.embed_dim + head.offset;
-      for (int r = 0; r < K; ++r) {
-        if (!isfinite(mu[r])) detail::report(p.status, InputError::mean, (long long)t * Spec::num_heads + h);
-        for (int k = 0; k < K; ++k) nu[k] += R[r * K + k] * double(mu[r]);  // ν = Rᵀμ
-      }
-    }
+    double nu[K];
+    detail::lift_frame<K>(p, b, h, i, nu);
     for (int k = 0; k < K; ++k) {
       const double total = detail::block_sum<lift_threads>(nu[k], scratch);
       if (threadIdx.x == 0 && total != 0) atomicAdd(p.means + head.means + std::size_t(b) * K + k, total);
@@ -99,7 +147,7 @@ __global__ void __launch_bounds__(lift_threads) lift_frames_kernel(LiftParams<Sp
   });
 }
 
-/// Grid (⌈N/128⌉, H, B): pull back (§5), centre ν on ν̄ = Σν/n, pack a, b (× log2 e) and the values.
+/// Grid (⌈N/128⌉, H, B): pull back, centre on ν̄ = Σν/n, pack.
 template <class Spec>
 __global__ void __launch_bounds__(lift_threads) lift_pack_kernel(LiftParams<Spec> p) {
   const int b = blockIdx.z, h = blockIdx.y, i = blockIdx.x * lift_threads + threadIdx.x;
@@ -108,46 +156,34 @@ __global__ void __launch_bounds__(lift_threads) lift_pack_kernel(LiftParams<Spec
   if (i >= n) return;
   visit_spin(head.irrep, typename Spec::spins{}, [&](auto spin) {
     constexpr int K = 2 * decltype(spin)::value + 1;
-    using W = LiftedWidths<K>;
-    using TS = TileShape<K>;
-    const std::size_t t = std::size_t(b) * p.tokens + i;
-    const double* R = p.frames + head.frames + t * K * K;
-    double mu[K], sigma[K * K];
-    for (int k = 0; k < K; ++k) mu[k] = p.mu[t * p.embed_dim + head.offset + k];
-    if (p.diagonal) {
-      for (int k = 0; k < K; ++k) sigma[k] = p.sigma[t * p.embed_dim + head.offset + k];
-    } else {
-      const float* block = p.sigma + (t * p.embed_dim + head.offset) * p.embed_dim + head.offset;
-      for (int r = 0; r < K; ++r)
-        for (int c = 0; c < K; ++c) sigma[r * K + c] = block[std::size_t(r) * p.embed_dim + c];
-    }
-    lifted::PulledBack<double, K> pb;
-    if (!lifted::pull_back<double, K>(R, mu, sigma, K, p.diagonal, pb)) {
-      detail::report(p.status, InputError::covariance, (long long)t * Spec::num_heads + h);
-      return;
-    }
+    double mean[K];
+    for (int k = 0; k < K; ++k) mean[k] = p.means[head.means + std::size_t(b) * K + k] / n;
+    detail::lift_pack<K>(p, b, h, i, mean);
+  });
+}
+
+/// Both steps in one block per (sequence, head), for N ≤ 128: grid (1, H, B). The sums are
+/// reduced in the block and written (not added) to `means`, which needs no clearing.
+template <class Spec>
+__global__ void __launch_bounds__(lift_threads) lift_sequence_kernel(LiftParams<Spec> p) {
+  __shared__ double scratch[lift_threads / 32];
+  __shared__ double mean[2 * max_supported_l + 1];
+  const int b = blockIdx.z, h = blockIdx.y, i = threadIdx.x;
+  const HeadLayout& head = p.heads[h];
+  const int n = p.lengths[b];
+  visit_spin(head.irrep, typename Spec::spins{}, [&](auto spin) {
+    constexpr int K = 2 * decltype(spin)::value + 1;
     double nu[K];
-    const double* sum = p.means + head.means + std::size_t(b) * K;
-    for (int k = 0; k < K; ++k) nu[k] = pb.nu[k] - sum[k] / n;
-    constexpr double log2e = 1.4426950408889634;
-    float* a = p.queries + head.queries + t * TS::query_stride;
-    float* key = p.keys + head.keys + t * TS::key_stride;
-    float packed[W::lifted];
-    lifted::pack_query(pb, nu, packed);
-    for (int k = 0; k < TS::query_stride; ++k) a[k] = k < W::lifted ? packed[k] : 0.f;
-    double packed_key[W::lifted];
-    lifted::pack_key(pb, nu, head.kappa, packed_key);
-    for (int k = 0; k < TS::key_stride; ++k) key[k] = k < W::lifted ? float(packed_key[k] * log2e) : 0.f;
-    // Values [ν, sym(S + ννᵀ)]: the mean message reads the first K.
-    float* v = p.values + head.values + t * head.value_stride;
-    for (int k = 0; k < head.value_stride; ++k) {
-      if (k < K)
-        v[k] = float(nu[k]);
-      else if (k < K + W::sym)
-        v[k] = packed[k - K];
-      else
-        v[k] = 0.f;
+    detail::lift_frame<K>(p, b, h, i, nu);
+    for (int k = 0; k < K; ++k) {
+      const double total = detail::block_sum<lift_threads>(nu[k], scratch);
+      if (threadIdx.x == 0) {
+        p.means[head.means + std::size_t(b) * K + k] = total;
+        mean[k] = total / n;
+      }
     }
+    __syncthreads();
+    if (i < n) detail::lift_pack<K>(p, b, h, i, mean);
   });
 }
 
