@@ -4,6 +4,9 @@
 add_library(gauge_attn_dev INTERFACE)
 target_link_libraries(gauge_attn_dev INTERFACE gauge_attn::gauge_attn)
 
+# nvcc: line tables in every build type, for compute-sanitizer and Nsight (no effect on the code).
+target_compile_options(gauge_attn_dev INTERFACE "$<$<COMPILE_LANGUAGE:CUDA>:-lineinfo>")
+
 # Warnings. nvcc gets them sparingly: its own warnings, plus -Wall/-Wextra for the host compiler
 # (-Wpedantic trips on the host code that nvcc generates).
 if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")

@@ -15,6 +15,10 @@ namespace gauge_attn {
 /// KL(N(μ_i, Σ_i) ‖ N(μ_t, Σ_t)) between two Gaussians of one head.
 inline double kl_gaussian(const Eigen::VectorXd& mu_i, const Eigen::MatrixXd& Sigma_i, const Eigen::VectorXd& mu_t,
                           const Eigen::MatrixXd& Sigma_t) {
+  detail::require(Sigma_t.allFinite(), "Sigma_t", "covariance has a non-finite entry (NaN or Inf)");
+  detail::require(Sigma_i.allFinite(), "Sigma_i", "covariance has a non-finite entry (NaN or Inf)");
+  detail::require(mu_i.allFinite(), "mu_i", "mean has a non-finite entry (NaN or Inf)");
+  detail::require(mu_t.allFinite(), "mu_t", "mean has a non-finite entry (NaN or Inf)");
   const Eigen::LLT<Eigen::MatrixXd> lt(Sigma_t), li(Sigma_i);
   detail::require(lt.info() == Eigen::Success, "Sigma_t", "covariance is not positive definite");
   detail::require(li.info() == Eigen::Success, "Sigma_i", "covariance is not positive definite");
