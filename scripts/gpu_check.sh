@@ -27,23 +27,40 @@ build() {
 }
 
 status=0
-time build || status=1
-if [ "$what" != bench ]; then
+if [ "$what" = variants ]; then  # occupancy against registers: the kernel at 2, 3, 4 and 5 blocks per SM
+  for blocks in 2 3 4 5; do
+    nvcc "${nvcc_flags[@]}" -DGAUGE_ATTN_FLASH_MIN_BLOCKS=$blocks bench/gpu_forward.cu -L"$carry/lib" -lbenchmark \
+      -o build-gpu/gpu_forward_$blocks &
+  done
+  wait
+  for blocks in 2 3 4 5; do
+    echo "== min blocks $blocks"
+    ./build-gpu/gpu_forward_$blocks --benchmark_filter='W[123]_' --benchmark_repetitions=3 \
+      --benchmark_report_aggregates_only=true 2>&1 | grep median
+  done
+  cp build-gpu/gpu_forward_4 build-gpu/gpu_forward
+  what=profile
+fi
+if [ "$what" != profile ]; then time build || status=1; fi
+if [ "$what" != bench ] && [ "$what" != profile ]; then
   ./build-gpu/headers_under_nvcc_test || status=1
   time ./build-gpu/forward_test --durations yes 2>&1 | tail -40 | tee "$out/forward_test.txt" || status=1
   for tool in memcheck racecheck; do
     compute-sanitizer --tool "$tool" --error-exitcode 9 ./build-gpu/forward_test "GPU log-sum-exp*" 2>&1 | tail -4 | tee -a "$out/sanitizer.txt" || status=1
   done
 fi
-if [ "$what" != tests ]; then
+if [ "$what" != tests ] && [ "$what" != profile ]; then
   ./build-gpu/gpu_forward --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
     --benchmark_out="$out/gpu_forward.json" --benchmark_out_format=json 2>&1 | tail -25 || status=1
-  if [ -n "${PROFILE:-}" ]; then  # stall reasons and throughput of one W2 attention launch
-    ncu --kernel-name regex:flash_kl --launch-skip 1 --launch-count 1 --section SpeedOfLight \
-      --section WarpStateStats --section Occupancy --section LaunchStats --section ComputeWorkloadAnalysis \
-      ./build-gpu/gpu_forward --benchmark_filter='W2_upstream/' --benchmark_min_time=0.01s > "$out/ncu_w2.txt" 2>&1
-    grep -E "Duration|Throughput|Issue|Occupancy|Stall|Registers|Warp Cycles|Eligible|Active Warps|No Eligible|Pipe" "$out/ncu_w2.txt" | head -40
-  fi
+fi
+if [ "$what" = profile ] || [ -n "${PROFILE:-}" ]; then  # one W2 attention launch: throughput and stalls
+  ncu --kernel-name regex:flash_kl --launch-skip 1 --launch-count 1 --section SpeedOfLight \
+    --section Occupancy --section InstructionStats \
+    --metrics 'regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio' \
+    ./build-gpu/gpu_forward --benchmark_filter='W2_upstream/' --benchmark_min_time=0.01 > "$out/ncu_w2.txt" 2>&1
+  grep -E "Duration|Issue Slots|Executed Ipc|stalled" "$out/ncu_w2.txt" | sort -k3 -rn | head -14
+fi
+if [ "$what" != tests ] && [ "$what" != profile ]; then
   if [ -f bench/torch_baselines.py ] && [ -z "${NO_TORCH:-}" ]; then
     PYTHONUNBUFFERED=1 timeout 400 python3 bench/torch_baselines.py --out "$out/torch_baselines.json" 2>&1 | tail -30 || status=1
   fi

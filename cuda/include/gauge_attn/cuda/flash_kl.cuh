@@ -19,6 +19,12 @@
 
 #include "layout.cuh"
 
+/// Blocks of 128 threads the kernel is compiled to fit on one multiprocessor (it caps the
+/// registers per thread at 65536 / (128 · blocks)); a tuning knob, see docs/cuda.md.
+#ifndef GAUGE_ATTN_FLASH_MIN_BLOCKS
+#define GAUGE_ATTN_FLASH_MIN_BLOCKS 4
+#endif
+
 namespace gauge_attn::gpu {
 
 /// The attention kernel's inputs and outputs; device pointers. Passed by value.
@@ -49,6 +55,10 @@ constexpr float ln2 = 0.6931471805599453f;
 
 /// 2^x by the special-function unit alone (ex2.approx.ftz: relative error ≤ 2⁻²², one MUFU.EX2;
 /// exp2f adds range handling the softmax does not need, since x ≤ 0 here and 2^−∞ = 0).
+/// Rescaling happens only when a score exceeds the reference by this much (log2 units), so every
+/// weight stays ≤ 2^8 and fp32 sums cannot overflow.
+constexpr float rescale_threshold = 8.f;
+
 __device__ inline float fast_exp2(float x) {
   float y;
   asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
@@ -68,15 +78,6 @@ __device__ inline bool tile_is_clear(const MaskSpec& m, int q0, int q1, int t0, 
     if (t0 < q1 - 1 - half || t1 - 1 > q0 + half) return false;
   }
   return true;
-}
-
-/// Merges the online-softmax state of the partner lane (xor `offset`) into this one.
-__device__ inline float merge_scale(float& m, float partner_m, float& mine, float& theirs) {
-  const float top = fmaxf(m, partner_m);
-  mine = top == -INFINITY ? 0.f : exp2f(m - top);
-  theirs = top == -INFINITY ? 0.f : exp2f(partner_m - top);
-  m = top;
-  return top;
 }
 
 template <int K, bool Covariance, bool Statistics, class Spec>
@@ -105,8 +106,11 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
     const float* src = p.queries + head.queries + (std::size_t(b) * p.tokens + (active ? row[r] : q0)) * TS::query_stride;
     for (int k = 0; k < P; ++k) a[r][k] = active ? src[k] : 0.f;
   }
+  // Online softmax state per query, relative to a reference m (log2 units, −∞ until a key is
+  // allowed): w_j = 2^(s_j − m), l = Σ w, acc = Σ w·values. m is raised only when a score passes
+  // it by more than 2^8 (lazy rescaling), so a score costs no subtraction: it starts at −m.
   float m[QR], l[QR], acc[QR][V];
-  float off[QR], off2[QR], ws[QR];  // Σ_{j≠i} w, Σ_{j≠i} w², Σ w·s (statistics)
+  float off[QR], off2[QR], ws[QR];  // Σ_{j≠i} w, Σ_{j≠i} w², Σ w·(s − m) (statistics)
   for (int r = 0; r < QR; ++r) {
     m[r] = -INFINITY;
     l[r] = off[r] = off2[r] = ws[r] = 0.f;
@@ -157,11 +161,15 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
 
       // Scores of this thread's keys j = c0 + kg + 8c, in log2 units: a_i · b_j (M8), four
       // elements of b_j per 16-byte shared load (the padding of b_j is zero).
-      float s[QR][KPT];
+      float s[QR][KPT], base[QR];
+#pragma unroll
+      for (int r = 0; r < QR; ++r) base[r] = m[r] == -INFINITY ? 0.f : m[r];
 #pragma unroll
       for (int c = 0; c < KPT; ++c) {
         const float* bj = sk + (first_key + TS::key_groups * c) * ks;
-        float dot[QR] = {};
+        float dot[QR];
+#pragma unroll
+        for (int r = 0; r < QR; ++r) dot[r] = -base[r];
 #pragma unroll
         for (int k = 0; k < P; k += 4) {
           const float4 b4 = *reinterpret_cast<const float4*>(bj + k);
@@ -187,23 +195,25 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
           for (int r = 0; r < QR; ++r)
             if (!range[r].allows(c0 + kg + TS::key_groups * c)) s[r][c] = -INFINITY;
 
-      // Online softmax (M5): new running maxima, and the rescaling of what was summed so far.
-      float top[QR];
+      // Online softmax (M5): raise the reference when a score passes it by more than 2^8.
 #pragma unroll
       for (int r = 0; r < QR; ++r) {
-        float t = m[r];
+        float t = s[r][0];
 #pragma unroll
-        for (int c = 0; c < KPT; c += 2) t = fmaxf(t, fmaxf(s[r][c], s[r][c + 1]));
-        const float scale = fast_exp2(m[r] - (t == -INFINITY ? 0.f : t));  // 0 while nothing is allowed
-        m[r] = t;
-        top[r] = t == -INFINITY ? 0.f : t;  // so that masked keys give exp2(−∞) = 0, never NaN
-        l[r] *= scale;
+        for (int c = 1; c < KPT; c += 2) t = fmaxf(t, c + 1 < KPT ? fmaxf(s[r][c], s[r][c + 1]) : s[r][c]);
+        if (t > rescale_threshold || (m[r] == -INFINITY && t != -INFINITY)) {
+          const float scale = m[r] == -INFINITY ? 0.f : fast_exp2(-t);
+          m[r] = base[r] + t;
+          if (Statistics) {
+            ws[r] = scale * (ws[r] - t * l[r]);
+            off[r] *= scale;
+            off2[r] *= scale * scale;
+          }
+          l[r] *= scale;
 #pragma unroll
-        for (int v = 0; v < V; ++v) acc[r][v] *= scale;
-        if (Statistics) {
-          off[r] *= scale;
-          off2[r] *= scale * scale;
-          ws[r] *= scale;
+          for (int v = 0; v < V; ++v) acc[r][v] *= scale;
+#pragma unroll
+          for (int c = 0; c < KPT; ++c) s[r][c] -= t;
         }
       }
       // Message sums (M9): each key's values are read once and used for all QR queries.
@@ -221,7 +231,7 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
         }
 #pragma unroll
         for (int r = 0; r < QR; ++r) {
-          const float w = fast_exp2(s[r][c] - top[r]);
+          const float w = fast_exp2(s[r][c]);  // 2^−∞ = 0 for masked keys
           l[r] += w;
 #pragma unroll
           for (int v = 0; v < V; ++v) acc[r][v] = fmaf(w, val[v], acc[r][v]);
@@ -238,20 +248,28 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
     __syncthreads();  // every thread is done with this stage before it is refilled
   }
 
-  // Merge the 8 key groups of each query (lanes differing in the low 3 bits).
+  // Merge the 8 key groups of each query (lanes differing in the low 3 bits) onto the larger
+  // reference; the statistics' Σ w·(s − m) also moves with the reference.
 #pragma unroll
   for (int r = 0; r < QR; ++r)
     for (int offset = 1; offset < TS::key_groups; offset *= 2) {
       const float pm = __shfl_xor_sync(0xffffffffu, m[r], offset);
-      float mine, theirs;
-      merge_scale(m[r], pm, mine, theirs);
-      l[r] = l[r] * mine + __shfl_xor_sync(0xffffffffu, l[r], offset) * theirs;
-      for (int v = 0; v < V; ++v) acc[r][v] = acc[r][v] * mine + __shfl_xor_sync(0xffffffffu, acc[r][v], offset) * theirs;
+      const float top = fmaxf(m[r], pm);
+      const float mine = m[r] == -INFINITY ? 0.f : fast_exp2(m[r] - top);
+      const float theirs = pm == -INFINITY ? 0.f : fast_exp2(pm - top);
+      const float shift = m[r] == -INFINITY ? 0.f : m[r] - top;
+      m[r] = top;
+      const float pl = __shfl_xor_sync(0xffffffffu, l[r], offset);
       if (Statistics) {
+        const float pshift = __shfl_xor_sync(0xffffffffu, shift, offset);
+        const float pws = __shfl_xor_sync(0xffffffffu, ws[r], offset);
+        ws[r] = mine * (ws[r] + shift * l[r]) + theirs * (pws + pshift * pl);
         off[r] = off[r] * mine + __shfl_xor_sync(0xffffffffu, off[r], offset) * theirs;
         off2[r] = off2[r] * mine * mine + __shfl_xor_sync(0xffffffffu, off2[r], offset) * theirs * theirs;
-        ws[r] = ws[r] * mine + __shfl_xor_sync(0xffffffffu, ws[r], offset) * theirs;
       }
+      l[r] = l[r] * mine + pl * theirs;
+#pragma unroll
+      for (int v = 0; v < V; ++v) acc[r][v] = acc[r][v] * mine + __shfl_xor_sync(0xffffffffu, acc[r][v], offset) * theirs;
     }
 
   // Epilogue: lane kg = r writes query r, back in its own frame: m_i = R_i (w + ν̄) (M9).
@@ -302,7 +320,7 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
       const int allowed_off = keys.count() - (keys.allows(i) ? 1 : 0);
       p.row_std[bhi] = float(row_std_of(n, 0.0, allowed_off, off[r] * inv_l, off2[r] * inv_l * inv_l));
       p.uniform_row_std[bhi] = float(uniform_row_std_of(n, 0.0, keys, i));
-      const double entropy = log(double(l[r])) - double(ln2) * (ws[r] * inv_l - m[r]);
+      const double entropy = log(double(l[r])) - double(ln2) * ws[r] * inv_l;  // ws is relative to m
       p.entropy[bhi] = keys.count() > 1 ? float(normalised_entropy_of(keys, entropy)) : 0.f;
     }
   }
@@ -313,7 +331,7 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
 /// One block per (query tile, sequence, head), heaviest tiles first (the causal mask makes later
 /// tiles longer). Dynamic shared memory: the largest key + value tile of the spec.
 template <class Spec, bool Covariance, bool Statistics>
-__global__ void __launch_bounds__(128, Covariance ? 2 : 4) flash_kl_kernel(AttentionParams<Spec> p) {
+__global__ void __launch_bounds__(128, Covariance ? 2 : GAUGE_ATTN_FLASH_MIN_BLOCKS) flash_kl_kernel(AttentionParams<Spec> p) {
   extern __shared__ float4 shared_tiles[];
   const int per_tile = p.batch * Spec::num_heads;
   const int tile = p.tiles - 1 - int(blockIdx.x) / per_tile;
