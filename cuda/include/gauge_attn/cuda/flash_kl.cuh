@@ -32,7 +32,13 @@ template <class Spec>
 struct AttentionParams {
   HeadLayout heads[Spec::num_heads];
   int batch = 0, tokens = 0, embed_dim = 0;
-  int tiles = 0;  // query tiles of the head with the most
+  // Blocks are grouped by irrep, so that the blocks resident together run the same code (one ℓ's
+  // branch; mixing them thrashed the instruction cache), and within a group the heaviest query
+  // tiles come first. Group g owns blocks [first_block[g], first_block[g + 1]).
+  int first_block[Spec::num_irreps + 1] = {};
+  int group_tiles[Spec::num_irreps] = {};  // query tiles per (sequence, head) of group g
+  int first_head[Spec::num_irreps] = {};
+  int group_heads[Spec::num_irreps] = {};
   MaskSpec mask;
   bool diagonal_output = true;  // Σ^agg as (B, N, E) diagonals, else (B, N, E, E) blocks
   const int* lengths = nullptr;
@@ -328,15 +334,18 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
 
 }  // namespace detail
 
-/// One block per (query tile, sequence, head), heaviest tiles first (the causal mask makes later
-/// tiles longer). Dynamic shared memory: the largest key + value tile of the spec.
+/// One block per (query tile, sequence, head); see AttentionParams for the order. Dynamic shared
+/// memory: two stages of the spec's largest key + value tile.
 template <class Spec, bool Covariance, bool Statistics>
 __global__ void __launch_bounds__(128, Covariance ? 2 : GAUGE_ATTN_FLASH_MIN_BLOCKS) flash_kl_kernel(AttentionParams<Spec> p) {
   extern __shared__ float4 shared_tiles[];
-  const int per_tile = p.batch * Spec::num_heads;
-  const int tile = p.tiles - 1 - int(blockIdx.x) / per_tile;
-  const int b = (int(blockIdx.x) % per_tile) / Spec::num_heads, h = int(blockIdx.x) % Spec::num_heads;
-  visit_spin(p.heads[h].irrep, typename Spec::spins{}, [&](auto spin) {
+  int g = 0;
+  while (int(blockIdx.x) >= p.first_block[g + 1]) ++g;
+  const int local = int(blockIdx.x) - p.first_block[g];
+  const int per_tile = p.group_heads[g] * p.batch;
+  const int tile = p.group_tiles[g] - 1 - local / per_tile;
+  const int h = p.first_head[g] + (local % per_tile) / p.batch, b = local % p.batch;
+  visit_spin(g, typename Spec::spins{}, [&](auto spin) {
     constexpr int K = 2 * decltype(spin)::value + 1;
     detail::attend_tile_rows<K, Covariance, Statistics>(p, b, h, tile, reinterpret_cast<float*>(shared_tiles));
   });

@@ -111,7 +111,17 @@ class Forward {
     ap.batch = q.batch;
     ap.tokens = q.tokens;
     ap.embed_dim = q.embed_dim;
-    ap.tiles = (q.tokens + min_queries_per_tile() - 1) / min_queries_per_tile();
+    int blocks = 0;
+    Spec::for_each_irrep([&](auto irrep, int first) {
+      using I = decltype(irrep);
+      const int r = Spec::head(first).irrep, queries = TileShape<I::dim>::queries;
+      ap.first_block[r] = blocks;
+      ap.group_tiles[r] = (q.tokens + queries - 1) / queries;
+      ap.first_head[r] = first;
+      ap.group_heads[r] = I::heads;
+      blocks += ap.group_tiles[r] * I::heads * q.batch;
+      ap.first_block[r + 1] = blocks;
+    });
     ap.mask = opt.mask;
     ap.diagonal_output = q.covariance == Covariance::diagonal;
     ap.lengths = lp.lengths;
@@ -137,7 +147,7 @@ class Forward {
       for (float* o : {out.lse, out.row_std, out.uniform_row_std, out.entropy})
         if (o) GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(o, 0, rows * H * sizeof(float), stream));
     }
-    const dim3 grid(unsigned(ap.tiles) * q.batch * H);
+    const dim3 grid{unsigned(blocks)};
     if (covariance && statistics) launch<true, true>(grid, ap, stream);
     if (covariance && !statistics) launch<true, false>(grid, ap, stream);
     if (!covariance && statistics) launch<false, true>(grid, ap, stream);
@@ -166,12 +176,6 @@ class Forward {
   template <class T>
   static T* raw(thrust::device_vector<T>& v) {
     return thrust::raw_pointer_cast(v.data());
-  }
-
-  static int min_queries_per_tile() {
-    int q = 1 << 30;
-    Spec::for_each_irrep([&](auto irrep, int) { q = std::min(q, TileShape<2 * decltype(irrep)::l + 1>::queries); });
-    return q;
   }
 
   template <bool Covariance, bool Statistics>
