@@ -56,7 +56,7 @@ class Forward {
 
   /// Launches the lift and the attention on `stream`; no synchronisation. Throws InvalidArgument
   /// for bad shapes or options and CudaError for CUDA failures. Bad values inside the beliefs are
-  /// found on the device: check_inputs() reports them.
+  /// found on the device and kept until check_inputs() reports them (their rows are not valid).
   void run(const DeviceBeliefs& q, const AttentionOptions& opt, const DeviceOutputs& out, cudaStream_t stream = 0) {
     using gauge_attn::detail::require;
     require(opt.mode == Mode::exact, "mode", "the GPU forward computes the exact mode; run Mode::upstream on the CPU");
@@ -155,12 +155,14 @@ class Forward {
   }
 
   /// Waits for `stream` and throws InvalidArgument naming the first bad belief the lift found
-  /// (a covariance that is not positive definite or not finite, a non-finite mean or frame).
+  /// (a covariance that is not positive definite or not finite, a non-finite mean or frame) in
+  /// any run since the last check; the report is then cleared.
   void check_inputs(cudaStream_t stream = 0) {
     unsigned long long status = 0;
     GAUGE_ATTN_CUDA_CHECK(cudaMemcpyAsync(&status, raw(status_), sizeof status, cudaMemcpyDeviceToHost, stream));
     GAUGE_ATTN_CUDA_CHECK(cudaStreamSynchronize(stream));
     if (status == 0) return;
+    GAUGE_ATTN_CUDA_CHECK(cudaMemset(raw(status_), 0, sizeof status));
     const auto code = static_cast<InputError>(status >> 48);
     const long long index = static_cast<long long>(status & ((1ull << 48) - 1)) - 1;
     const long long token = index / H;
@@ -227,8 +229,7 @@ class Forward {
     grow(values_, nv);
     grow(frames_, nf);
     grow(means_, nm);
-    grow(status_, 1);
-    GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(raw(status_), 0, sizeof(unsigned long long), stream));
+    if (status_.empty()) status_.resize(1, 0ull);  // cleared again by check_inputs()
     if (tables_.empty()) {
       std::vector<double> host;
       quarter_turn_offsets_.clear();
