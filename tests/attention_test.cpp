@@ -124,27 +124,6 @@ void check_against_reference(std::mt19937& rng, Covariance kind, const Attention
   CHECK(max_abs_diff(r.sigma, ref.sigma) < 1e-9);
 }
 
-std::vector<AttentionOptions> mask_variants() {
-  std::vector<AttentionOptions> all;
-  AttentionOptions o;
-  o.kappa = {0.7};
-  all.push_back(o);  // full attention
-  o.mask.causal = true;
-  all.push_back(o);
-  o.mask.mask_self = true;
-  all.push_back(o);
-  o.mask.window = 3;
-  all.push_back(o);
-  o.mask = MaskSpec{};
-  o.mask.window = 4;  // non-causal |i − j| ≤ 2
-  o.mask.alibi_slope = -0.3;
-  all.push_back(o);
-  o.mask = MaskSpec{true, false, 0, -0.2};
-  o.identity_transport = true;
-  all.push_back(o);
-  return all;
-}
-
 }  // namespace
 
 TEMPLATE_TEST_CASE("attention matches the pair-by-pair reference for every named spec", "[attention]",
@@ -162,7 +141,7 @@ TEMPLATE_TEST_CASE("attention matches the pair-by-pair reference for every named
 
 TEST_CASE("attention matches the reference under every mask option", "[attention][mask]") {
   std::mt19937 rng(12);
-  for (const auto& o : mask_variants()) {
+  for (const auto& o : testing::mask_variants(0.7, 3, 4, -0.3, -0.2)) {
     INFO("causal " << o.mask.causal << " self " << o.mask.mask_self << " window " << o.mask.window << " alibi "
                    << o.mask.alibi_slope << " identity " << o.identity_transport);
     for (Covariance kind : {Covariance::diagonal, Covariance::full})
@@ -223,7 +202,7 @@ TEST_CASE("attention rows sum to one over the allowed keys under every mask", "[
   using Spec = specs::HigherRank;
   const int N = 17;
   const auto q = testing::random_beliefs<Spec>(rng, 1, N, Covariance::diagonal);
-  for (auto o : mask_variants()) {
+  for (auto o : testing::mask_variants(0.7, 3, 4, -0.3, -0.2)) {
     o.return_matrices = true;
     o.valid_lengths = {13};
     const auto r = attention_forward<Spec>(q.view(), o);

@@ -3,10 +3,12 @@
 
 #include <gauge_attn/belief.hpp>
 #include <gauge_attn/irreps.hpp>
+#include <gauge_attn/options.hpp>
 
 #include <Eigen/Core>
 #include <random>
 #include <string>
+#include <vector>
 
 #ifndef GAUGE_ATTN_FIXTURE_DIR
 #define GAUGE_ATTN_FIXTURE_DIR "../shared/fixtures/upstream_parity_small"
@@ -44,6 +46,31 @@ Beliefs<Scalar> random_beliefs(std::mt19937& rng, int B, int N, Covariance kind,
           q.sigma[(std::size_t(t) * E + head.offset + r) * E + head.offset + c] = Scalar(S(r, c));
     }
   return q;
+}
+
+/// One option set per mask feature: none, causal, causal + self-mask, + causal window, a
+/// non-causal window with ALiBi, causal with ALiBi and identity transport. Window sizes and
+/// slopes are the caller's, to suit its N.
+inline std::vector<AttentionOptions> mask_variants(double kappa, int causal_window, int window, double alibi,
+                                                   double causal_alibi) {
+  std::vector<AttentionOptions> all;
+  AttentionOptions o;
+  o.kappa = {kappa};
+  all.push_back(o);
+  o.mask.causal = true;
+  all.push_back(o);
+  o.mask.mask_self = true;
+  all.push_back(o);
+  o.mask.window = causal_window;
+  all.push_back(o);
+  o.mask = MaskSpec{};
+  o.mask.window = window;
+  o.mask.alibi_slope = alibi;
+  all.push_back(o);
+  o.mask = MaskSpec{true, false, 0, causal_alibi};
+  o.identity_transport = true;
+  all.push_back(o);
+  return all;
 }
 
 }  // namespace gauge_attn::testing

@@ -72,27 +72,6 @@ void compare(const std::string& name, int B, int N, Covariance kind, AttentionOp
   }
 }
 
-std::vector<AttentionOptions> mask_variants() {
-  std::vector<AttentionOptions> all;
-  AttentionOptions o;
-  o.kappa = {0.8};
-  all.push_back(o);
-  o.mask.causal = true;
-  all.push_back(o);
-  o.mask.mask_self = true;
-  all.push_back(o);
-  o.mask.window = 17;
-  all.push_back(o);
-  o.mask = MaskSpec{};
-  o.mask.window = 40;
-  o.mask.alibi_slope = -0.05;
-  all.push_back(o);
-  o.mask = MaskSpec{true, false, 0, -0.02};
-  o.identity_transport = true;
-  all.push_back(o);
-  return all;
-}
-
 }  // namespace
 
 TEMPLATE_TEST_CASE("GPU forward matches the CPU reference for every named spec", "[gpu]", specs::Upstream,
@@ -114,7 +93,7 @@ TEMPLATE_TEST_CASE("GPU forward matches the CPU reference for every named spec",
 
 TEST_CASE("GPU forward matches the CPU reference under every mask option", "[gpu]") {
   std::mt19937 rng(102);
-  for (const auto& o : mask_variants())
+  for (const auto& o : testing::mask_variants(0.8, 17, 40, -0.05, -0.02))
     for (Covariance kind : {Covariance::diagonal, Covariance::full})
       compare<specs::Upstream>("upstream", 2, 130, kind, o, rng);
 }
