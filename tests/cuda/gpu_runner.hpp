@@ -4,6 +4,7 @@
 #pragma once
 
 #include <gauge_attn/options.hpp>
+#include <gauge_attn/row_statistics.hpp>
 
 #include <string>
 #include <vector>
@@ -12,12 +13,29 @@ namespace gauge_attn::testing {
 
 struct GpuRun {
   std::vector<float> mu, sigma, lse, row_std, uniform_row_std, entropy;  // layouts of DeviceOutputs
+  std::vector<RowStatistics> statistics;  // (B, H), reduced on the device (statistics.cuh)
+};
+
+/// Outputs of gpu::Pairwise, in double whatever the precision of the run.
+struct GpuPairwiseRun {
+  std::vector<double> kl, beta, mu, sigma;
+  std::vector<RowStatistics> statistics;
 };
 
 /// Runs Forward<named spec> on host arrays (uploaded, run, checked, downloaded).
 GpuRun run_gpu_forward(const std::string& spec, int batch, int tokens, Covariance covariance,
                        const std::vector<float>& mu, const std::vector<float>& sigma, const std::vector<float>& phi,
                        const AttentionOptions& options, bool covariance_message, bool statistics);
+
+/// Runs Pairwise<named spec, double> (both modes, KL and β materialised) on host arrays.
+GpuPairwiseRun run_gpu_pairwise(const std::string& spec, int batch, int tokens, Covariance covariance,
+                                const std::vector<double>& mu, const std::vector<double>& sigma,
+                                const std::vector<double>& phi, const AttentionOptions& options, bool covariance_message);
+
+/// The same in float (inputs rounded to float), for the upstream spec only.
+GpuPairwiseRun run_gpu_pairwise_float(int batch, int tokens, Covariance covariance, const std::vector<double>& mu,
+                                      const std::vector<double>& sigma, const std::vector<double>& phi,
+                                      const AttentionOptions& options, bool covariance_message);
 
 /// Number of CUDA devices (0 when none or no driver).
 int gpu_count();

@@ -23,20 +23,12 @@
 #include <vector>
 
 #include "check.cuh"
+#include "device_beliefs.cuh"
 #include "flash_kl.cuh"
 #include "layout.cuh"
 #include "lift.cuh"
 
 namespace gauge_attn::gpu {
-
-/// Beliefs in device memory, in the layouts of belief.hpp (C order).
-struct DeviceBeliefs {
-  int batch = 0, tokens = 0, embed_dim = 0;
-  Covariance covariance = Covariance::diagonal;
-  const float* mu = nullptr;     // (B, N, E)
-  const float* sigma = nullptr;  // (B, N, E) or (B, N, E, E)
-  const float* phi = nullptr;    // (B, N, 3)
-};
 
 /// Where the forward writes, in device memory. `mu` is required; the others are optional (null:
 /// not computed). Rows of padded tokens are zero.
@@ -163,15 +155,7 @@ class Forward {
     GAUGE_ATTN_CUDA_CHECK(cudaStreamSynchronize(stream));
     if (status == 0) return;
     GAUGE_ATTN_CUDA_CHECK(cudaMemset(raw(status_), 0, sizeof status));
-    const auto code = static_cast<InputError>(status >> 48);
-    const long long index = static_cast<long long>(status & ((1ull << 48) - 1)) - 1;
-    const long long token = index / H;
-    const int h = int(index % H);
-    const char* argument = code == InputError::covariance ? "sigma" : code == InputError::mean ? "mu" : "phi";
-    const char* what = code == InputError::covariance ? "is not positive definite (or not finite)" : "is not finite";
-    throw InvalidArgument(argument, gauge_attn::detail::str("the value of head ", h, " (", irrep_label(Spec::head(h).l),
-                                                            ") at (b=", token / tokens_, ", n=", token % tokens_, ") ",
-                                                            what));
+    throw_input_error<Spec>(status, tokens_);
   }
 
  private:

@@ -6,6 +6,8 @@
 
 #include <gauge_attn/detail/so3_tables.hpp>
 #include <gauge_attn/detail/wigner_factorised.hpp>
+#include <gauge_attn/error.hpp>
+#include <gauge_attn/irreps.hpp>
 #include <gauge_attn/lifted.hpp>
 
 #include <cuda_runtime.h>
@@ -39,6 +41,20 @@ struct LiftParams {
   double* means = nullptr;
   unsigned long long* status = nullptr;  // (code << 48) | (index + 1), first error only
 };
+
+/// Throws InvalidArgument for a status word the lift or the pair-by-pair kernels wrote.
+template <class Spec>
+[[noreturn]] void throw_input_error(unsigned long long status, int tokens) {
+  const auto code = static_cast<InputError>(status >> 48);
+  const long long index = static_cast<long long>(status & ((1ull << 48) - 1)) - 1;
+  const long long token = index / Spec::num_heads;
+  const int h = int(index % Spec::num_heads);
+  const char* argument = code == InputError::covariance ? "sigma" : code == InputError::mean ? "mu" : "phi";
+  const char* what = code == InputError::covariance ? "is not positive definite (or not finite)" : "is not finite";
+  throw InvalidArgument(argument, gauge_attn::detail::str("the value of head ", h, " (", irrep_label(Spec::head(h).l),
+                                                          ") at (b=", token / tokens, ", n=", token % tokens, ") ",
+                                                          what));
+}
 
 namespace detail {
 
