@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # GPU check for the lent H100/H200 machine, which has nvcc but no Eigen, Catch2 or Google
-# Benchmark: those travel in .carry/ (copies of this machine's Debian headers and libbenchmark).
+# Benchmark: those travel in .carry/ (copies of this machine's Debian headers and libbenchmark),
+# and so does the upstream fixture, which lives outside the checkout:
+#   mkdir -p .carry/include .carry/lib && cp -r /usr/include/{eigen3,catch2,benchmark} .carry/include/ &&
+#   cp -P /usr/lib/x86_64-linux-gnu/libbenchmark.so* .carry/lib/ && cp -r ../shared/fixtures .carry/
 # Builds the GPU tests and benchmarks with plain compiler calls, runs the tests, compute-sanitizer
 # (memcheck, racecheck) on small cases, the benchmarks and the PyTorch baselines; results go to $OUT.
 #   scripts/gpu_check.sh [tests|bench|all]
@@ -10,7 +13,8 @@ what=${1:-all}
 out=${OUT:-/tmp/gpu_check}
 mkdir -p "$out" build-gpu
 carry=.carry
-inc=(-Iinclude -Icuda/include -isystem "$carry/include" -isystem "$carry/include/eigen3")
+inc=(-Iinclude -Icuda/include -isystem "$carry/include" -isystem "$carry/include/eigen3"
+     "-DGAUGE_ATTN_FIXTURE_DIR=\"$PWD/$carry/fixtures/upstream_parity_small\"")
 nvcc_flags=(-std=c++17 -O3 -arch=sm_90 -lineinfo "${inc[@]}")
 export LD_LIBRARY_PATH="$PWD/$carry/lib:${LD_LIBRARY_PATH:-}"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$out/device.txt"
@@ -44,7 +48,8 @@ fi
 if [ "$what" != profile ]; then time build || status=1; fi
 if [ "$what" != bench ] && [ "$what" != profile ]; then
   ./build-gpu/headers_under_nvcc_test || status=1
-  time ./build-gpu/forward_test --durations yes 2>&1 | tail -40 | tee "$out/forward_test.txt" || status=1
+  ./build-gpu/forward_test --durations yes > "$out/forward_test.txt" 2>&1 || status=1
+  tail -40 "$out/forward_test.txt"
   for tool in memcheck racecheck; do
     compute-sanitizer --tool "$tool" --error-exitcode 9 ./build-gpu/forward_test "GPU log-sum-exp*" 2>&1 | tail -4 | tee -a "$out/sanitizer.txt" || status=1
   done
