@@ -1,6 +1,7 @@
 // gauge_attn/cuda/device_beliefs.cuh: beliefs in device memory, in the layouts of belief.hpp.
 #pragma once
 
+#include <gauge_attn/error.hpp>
 #include <gauge_attn/options.hpp>
 
 namespace gauge_attn::gpu {
@@ -17,5 +18,25 @@ struct DeviceBeliefsOf {
 };
 
 using DeviceBeliefs = DeviceBeliefsOf<float>;
+
+namespace detail {
+
+/// The host-side checks of both GPU paths: shapes and pointers of the beliefs, and the optional
+/// row statistics requested all together or not at all (returns whether they are).
+template <class T>
+bool check_request(const DeviceBeliefsOf<T>& q, int embed_dim, const T* row_std, const T* uniform_row_std,
+                   const T* entropy) {
+  using gauge_attn::detail::require;
+  require(q.batch >= 1, "batch", "must be >= 1, got ", q.batch);
+  require(q.tokens >= 1, "tokens", "must be >= 1 (N = 0 has no attention), got ", q.tokens);
+  require(q.embed_dim == embed_dim, "embed_dim", "got ", q.embed_dim, " but the irrep spec has E = ", embed_dim);
+  require(q.mu && q.sigma && q.phi, "beliefs", "null device pointer");
+  const bool statistics = row_std != nullptr;
+  require(statistics == (uniform_row_std != nullptr) && statistics == (entropy != nullptr), "outputs.row_std",
+          "row_std, uniform_row_std and entropy are given together or not at all");
+  return statistics;
+}
+
+}  // namespace detail
 
 }  // namespace gauge_attn::gpu

@@ -327,15 +327,8 @@ class Pairwise {
   void run(const DeviceBeliefsOf<T>& q, const AttentionOptions& opt, const PairwiseOutputsOf<T>& out,
            cudaStream_t stream = 0) {
     using gauge_attn::detail::require;
-    require(q.batch >= 1, "batch", "must be >= 1, got ", q.batch);
-    require(q.tokens >= 1, "tokens", "must be >= 1 (N = 0 has no attention), got ", q.tokens);
-    require(q.embed_dim == Spec::embed_dim, "embed_dim", "got ", q.embed_dim, " but the irrep spec has E = ",
-            Spec::embed_dim);
-    require(q.mu && q.sigma && q.phi, "beliefs", "null device pointer");
     require(out.kl && out.beta && out.mu, "outputs", "kl, beta and mu are required");
-    const bool statistics = out.row_std != nullptr;
-    require(statistics == (out.uniform_row_std != nullptr) && statistics == (out.entropy != nullptr),
-            "outputs.row_std", "row_std, uniform_row_std and entropy are given together or not at all");
+    detail::check_request(q, Spec::embed_dim, out.row_std, out.uniform_row_std, out.entropy);
     gauge_attn::detail::check_mask(opt.mask);
     const std::vector<double> kappa = gauge_attn::detail::kappa_per_head(opt, H);
     const std::vector<int> lengths = gauge_attn::detail::lengths_per_sequence(opt, q.batch, q.tokens);
