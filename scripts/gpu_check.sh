@@ -31,19 +31,23 @@ build() {
 }
 
 status=0
-if [ "$what" = variants ]; then  # occupancy against registers: the kernel at 2, 3, 4 and 5 blocks per SM
-  for blocks in 2 3 4 5; do
-    nvcc "${nvcc_flags[@]}" -DGAUGE_ATTN_FLASH_MIN_BLOCKS=$blocks bench/gpu_forward.cu -L"$carry/lib" -lbenchmark \
-      -o build-gpu/gpu_forward_$blocks &
+if [ "$what" = variants ]; then  # registers against occupancy: blocks per SM : queries per thread of wide heads
+  variants=${VARIANTS:-"4:2 3:4 2:4 3:2"}
+  for v in $variants; do
+    nvcc "${nvcc_flags[@]}" -DGAUGE_ATTN_FLASH_MIN_BLOCKS=${v%:*} -DGAUGE_ATTN_FLASH_WIDE_QUERIES=${v#*:} \
+      bench/gpu_forward.cu -L"$carry/lib" -lbenchmark -o "build-gpu/gpu_forward_${v/:/_}" &
   done
   wait
-  for blocks in 2 3 4 5; do
-    echo "== min blocks $blocks"
-    ./build-gpu/gpu_forward_$blocks --benchmark_filter='W[123]_' --benchmark_repetitions=3 \
-      --benchmark_report_aggregates_only=true 2>&1 | grep median
+  for v in $variants; do
+    echo "== min blocks ${v%:*}, wide queries ${v#*:}"
+    "./build-gpu/gpu_forward_${v/:/_}" --benchmark_filter='W[123]_|only' --benchmark_repetitions=3 \
+      --benchmark_report_aggregates_only=true 2>&1 | grep median | cut -c1-110
   done
-  cp build-gpu/gpu_forward_4 build-gpu/gpu_forward
-  what=profile
+  v=${variants%% *}; v=${v/:/_}
+  ncu --kernel-name regex:'lift|flash' --launch-skip 6 --launch-count 4 --section SpeedOfLight \
+    "./build-gpu/gpu_forward_$v" --benchmark_filter='W1_upstream$' --benchmark_min_time=0.01 2>&1 |
+    grep -E "lift|flash|Duration" | cut -c1-120 | tee "$out/ncu_w1.txt"
+  exit 0
 fi
 if [ "$what" != profile ]; then time build || status=1; fi
 if [ "$what" != bench ] && [ "$what" != profile ]; then
@@ -57,6 +61,13 @@ fi
 if [ "$what" != tests ] && [ "$what" != profile ]; then
   ./build-gpu/gpu_forward --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
     --benchmark_out="$out/gpu_forward.json" --benchmark_out_format=json 2>&1 | tail -25 || status=1
+fi
+if [ "$what" != tests ] && [ "$what" != profile ] && command -v nsys >/dev/null; then  # W1: where the microseconds go
+  nsys profile -o build-gpu/w1 --force-overwrite true ./build-gpu/gpu_forward --benchmark_filter='W1_upstream$' \
+    --benchmark_min_time=0.05 > /dev/null 2>&1 &&
+    nsys stats --report cuda_gpu_kern_sum --report cuda_api_sum --format csv build-gpu/w1.nsys-rep \
+      > "$out/nsys_w1.csv" 2>&1
+  cut -c1-220 "$out/nsys_w1.csv" | head -40
 fi
 if [ "$what" = profile ] || [ -n "${PROFILE:-}" ]; then  # one W2 attention launch: throughput and stalls
   ncu --kernel-name regex:flash_kl --launch-skip 1 --launch-count 1 --section SpeedOfLight \

@@ -10,6 +10,27 @@
 
 namespace gauge_attn::testing {
 
+std::string forward_vector_size_error(const std::string& output) {
+  using Spec = specs::Upstream;
+  const int B = 1, N = 8, E = Spec::embed_dim, H = Spec::num_heads;
+  const thrust::device_vector<float> mu(B * N * E - (output == "mu" ? 1 : 0), 0.5f), sigma(B * N * E, 1.f),
+      phi(B * N * 3, 0.1f);
+  gpu::ForwardVectors out;
+  out.mu.resize(B * N * E);
+  out.lse.resize(B * N * H);
+  for (auto* v : {&out.row_std, &out.uniform_row_std, &out.entropy}) v->resize(B * N * H);
+  try {
+    const auto q = gpu::device_beliefs(B, N, E, Covariance::diagonal, mu, sigma, phi);
+    thrust::device_vector<float>* shortened = output == "outputs.mu" ? &out.mu : output == "outputs.lse" ? &out.lse
+                                              : output == "outputs.entropy" ? &out.entropy : nullptr;
+    if (shortened) shortened->resize(shortened->size() - 1);
+    gpu::Forward<Spec>().run(q, AttentionOptions{}, out);
+  } catch (const InvalidArgument& e) {
+    return e.argument();
+  }
+  return "";
+}
+
 int gpu_count() {
   int n = 0;
   return cudaGetDeviceCount(&n) == cudaSuccess ? n : 0;
@@ -21,35 +42,27 @@ GpuRun run_gpu_forward(const std::string& spec, int batch, int tokens, Covarianc
   return specs::visit(spec, [&](auto s) {
     using Spec = decltype(s);
     const std::size_t rows = std::size_t(batch) * tokens, E = Spec::embed_dim, H = Spec::num_heads;
-    thrust::device_vector<float> d_mu(mu), d_sigma(sigma), d_phi(phi);
-    thrust::device_vector<float> out_mu(rows * E), out_sigma(covariance_message ? sigma.size() : 0), lse(rows * H);
-    thrust::device_vector<float> row_std(statistics ? rows * H : 0), uniform(row_std.size()), entropy(row_std.size());
-    gpu::DeviceBeliefs q{batch,
-                          tokens,
-                          int(E),
-                          covariance,
-                          thrust::raw_pointer_cast(d_mu.data()),
-                          thrust::raw_pointer_cast(d_sigma.data()),
-                          thrust::raw_pointer_cast(d_phi.data())};
-    gpu::DeviceOutputs out;
-    out.mu = thrust::raw_pointer_cast(out_mu.data());
-    out.lse = thrust::raw_pointer_cast(lse.data());
-    if (covariance_message) out.sigma = thrust::raw_pointer_cast(out_sigma.data());
-    if (statistics) {
-      out.row_std = thrust::raw_pointer_cast(row_std.data());
-      out.uniform_row_std = thrust::raw_pointer_cast(uniform.data());
-      out.entropy = thrust::raw_pointer_cast(entropy.data());
-    }
+    // Through the Thrust-vector API (device_vectors.cuh), which views the vectors as pointers.
+    const thrust::device_vector<float> d_mu(mu), d_sigma(sigma), d_phi(phi);
+    const gpu::DeviceBeliefs q = gpu::device_beliefs(batch, tokens, int(E), covariance, d_mu, d_sigma, d_phi);
+    gpu::ForwardVectors out;
+    out.mu.resize(rows * E);
+    out.lse.resize(rows * H);
+    if (covariance_message) out.sigma.resize(sigma.size());
+    for (auto* v : {&out.row_std, &out.uniform_row_std, &out.entropy}) v->resize(statistics ? rows * H : 0);
     gpu::Forward<Spec> forward;
     forward.run(q, options, out);
     forward.check_inputs();
     GAUGE_ATTN_CUDA_CHECK(cudaDeviceSynchronize());
     auto host = [](const thrust::device_vector<float>& v) { return std::vector<float>(v.begin(), v.end()); };
-    GpuRun r{host(out_mu), host(out_sigma), host(lse), host(row_std), host(uniform), host(entropy), {}};
-    if (statistics)
-      r.statistics = gpu::reduce_row_statistics(out.row_std, out.uniform_row_std, out.entropy, batch, int(H), tokens,
+    GpuRun r{host(out.mu), host(out.sigma), host(out.lse), host(out.row_std), host(out.uniform_row_std),
+             host(out.entropy), {}};
+    if (statistics) {
+      const gpu::DeviceOutputs o = gpu::device_outputs(q, int(H), out);
+      r.statistics = gpu::reduce_row_statistics(o.row_std, o.uniform_row_std, o.entropy, batch, int(H), tokens,
                                                 gauge_attn::detail::lengths_per_sequence(options, batch, tokens),
                                                 options.mask);
+    }
     return r;
   });
 }
@@ -62,31 +75,23 @@ GpuPairwiseRun pairwise(int batch, int tokens, Covariance covariance, const std:
                         const AttentionOptions& options, bool covariance_message) {
   const std::size_t rows = std::size_t(batch) * tokens, H = Spec::num_heads;
   auto device = [](const std::vector<double>& v) { return thrust::device_vector<T>(v.begin(), v.end()); };
-  thrust::device_vector<T> d_mu = device(mu), d_sigma = device(sigma), d_phi = device(phi);
-  thrust::device_vector<T> kl(rows * H * tokens), beta(kl.size()), out_mu(mu.size()),
-      out_sigma(covariance_message ? sigma.size() : 0), row_std(rows * H), uniform(rows * H), entropy(rows * H);
-  gpu::DeviceBeliefsOf<T> q{batch,
-                            tokens,
-                            int(Spec::embed_dim),
-                            covariance,
-                            thrust::raw_pointer_cast(d_mu.data()),
-                            thrust::raw_pointer_cast(d_sigma.data()),
-                            thrust::raw_pointer_cast(d_phi.data())};
-  gpu::PairwiseOutputsOf<T> out;
-  out.kl = thrust::raw_pointer_cast(kl.data());
-  out.beta = thrust::raw_pointer_cast(beta.data());
-  out.mu = thrust::raw_pointer_cast(out_mu.data());
-  if (covariance_message) out.sigma = thrust::raw_pointer_cast(out_sigma.data());
-  out.row_std = thrust::raw_pointer_cast(row_std.data());
-  out.uniform_row_std = thrust::raw_pointer_cast(uniform.data());
-  out.entropy = thrust::raw_pointer_cast(entropy.data());
+  const thrust::device_vector<T> d_mu = device(mu), d_sigma = device(sigma), d_phi = device(phi);
+  const gpu::DeviceBeliefsOf<T> q =
+      gpu::device_beliefs(batch, tokens, int(Spec::embed_dim), covariance, d_mu, d_sigma, d_phi);
+  gpu::PairwiseVectorsOf<T> out;
+  out.kl.resize(rows * H * tokens);
+  out.beta.resize(out.kl.size());
+  out.mu.resize(mu.size());
+  if (covariance_message) out.sigma.resize(sigma.size());
+  for (auto* v : {&out.row_std, &out.uniform_row_std, &out.entropy}) v->resize(rows * H);
   gpu::Pairwise<Spec, T> run;
   run.run(q, options, out);
   run.check_inputs();
   auto host = [](const thrust::device_vector<T>& v) { return std::vector<double>(v.begin(), v.end()); };
-  return GpuPairwiseRun{host(kl), host(beta), host(out_mu), host(out_sigma),
-                        gpu::reduce_row_statistics(out.row_std, out.uniform_row_std, out.entropy, batch, int(H),
-                                                   tokens, gauge_attn::detail::lengths_per_sequence(options, batch, tokens),
+  const gpu::PairwiseOutputsOf<T> o = gpu::device_outputs(q, int(H), out);
+  return GpuPairwiseRun{host(out.kl), host(out.beta), host(out.mu), host(out.sigma),
+                        gpu::reduce_row_statistics(o.row_std, o.uniform_row_std, o.entropy, batch, int(H), tokens,
+                                                   gauge_attn::detail::lengths_per_sequence(options, batch, tokens),
                                                    options.mask)};
 }
 

@@ -161,6 +161,8 @@ TEST_CASE("GPU forward reports bad input naming the argument", "[gpu]") {
   auto zero = o;
   zero.kappa = {0.0};
   fails_with(q, zero, "kappa");
+  for (const char* vector : {"mu", "outputs.mu", "outputs.lse", "outputs.entropy"})
+    CHECK(testing::forward_vector_size_error(vector) == vector);
 }
 
 template <class A>

@@ -37,6 +37,11 @@ GpuPairwiseRun run_gpu_pairwise_float(int batch, int tokens, Covariance covarian
                                       const std::vector<double>& sigma, const std::vector<double>& phi,
                                       const AttentionOptions& options, bool covariance_message);
 
+/// Runs the upstream spec through the Thrust-vector API with one vector one element short ("mu"
+/// for the beliefs, "outputs.mu", "outputs.lse" or "outputs.entropy"); returns the argument the
+/// InvalidArgument names, or "" when nothing was thrown.
+std::string forward_vector_size_error(const std::string& output);
+
 /// Number of CUDA devices (0 when none or no driver).
 int gpu_count();
 

@@ -1,4 +1,5 @@
-// gauge_attn/cuda/device_beliefs.cuh: beliefs in device memory, in the layouts of belief.hpp.
+// gauge_attn/cuda/device_beliefs.cuh: beliefs and the outputs of both GPU paths in device memory,
+// in the layouts of belief.hpp and attention.hpp.
 #pragma once
 
 #include <gauge_attn/error.hpp>
@@ -18,6 +19,30 @@ struct DeviceBeliefsOf {
 };
 
 using DeviceBeliefs = DeviceBeliefsOf<float>;
+
+/// Where the forward writes, in device memory. `mu` is required; the others are optional (null:
+/// not computed). Rows of padded tokens are zero.
+struct DeviceOutputs {
+  float* mu = nullptr;               // (B, N, E)
+  float* sigma = nullptr;            // Σ^agg: (B, N, E) for diagonal inputs, (B, N, E, E) for full
+  float* lse = nullptr;              // (B, H, N) log-sum-exp of each row's (M8) scores + bias
+  float* row_std = nullptr;          // (B, H, N) per-row statistics (§7); all three or none
+  float* uniform_row_std = nullptr;  // (B, H, N)
+  float* entropy = nullptr;          // (B, H, N)
+};
+
+/// Where the pair-by-pair path writes (device pointers). kl, beta and mu are required; sigma
+/// (Σ^agg, layout as DeviceOutputs) and the row statistics (all three or none) are optional.
+template <class T>
+struct PairwiseOutputsOf {
+  T* kl = nullptr;    // (B, H, N, N), every pair (future ones too), as upstream returns it
+  T* beta = nullptr;  // (B, H, N, N)
+  T* mu = nullptr;    // (B, N, E)
+  T* sigma = nullptr;
+  T* row_std = nullptr;  // (B, H, N)
+  T* uniform_row_std = nullptr;
+  T* entropy = nullptr;
+};
 
 namespace detail {
 

@@ -3,7 +3,7 @@
 //   gauge_attn::gpu::Forward<Spec> forward;                      // owns the device workspace
 //   forward.run(beliefs, options, outputs, stream);               // device pointers; asynchronous
 //   forward.check_inputs(stream);                                 // synchronises; throws on bad input
-//   auto r = gauge_attn::gpu::forward_from_host<Spec>(...);      // host arrays in and out
+//   forward.run(beliefs, options, vectors, stream);               // the same on Thrust device vectors
 //
 // The same options as the CPU forward (options.hpp); Mode::exact only (the upstream-compatible mode
 // runs on the CPU). Inputs are float32; the lift runs in float64, the attention in float32.
@@ -24,22 +24,12 @@
 
 #include "check.cuh"
 #include "device_beliefs.cuh"
+#include "device_vectors.cuh"
 #include "flash_kl.cuh"
 #include "layout.cuh"
 #include "lift.cuh"
 
 namespace gauge_attn::gpu {
-
-/// Where the forward writes, in device memory. `mu` is required; the others are optional (null:
-/// not computed). Rows of padded tokens are zero.
-struct DeviceOutputs {
-  float* mu = nullptr;               // (B, N, E)
-  float* sigma = nullptr;            // Σ^agg: (B, N, E) for diagonal inputs, (B, N, E, E) for full
-  float* lse = nullptr;              // (B, H, N) log-sum-exp of each row's (M8) scores + bias
-  float* row_std = nullptr;          // (B, H, N) per-row statistics (§7); all three or none
-  float* uniform_row_std = nullptr;  // (B, H, N)
-  float* entropy = nullptr;          // (B, H, N)
-};
 
 template <class Spec>
 class Forward {
@@ -137,6 +127,11 @@ class Forward {
     if (covariance && !statistics) launch<true, false>(grid, ap, stream);
     if (!covariance && statistics) launch<false, true>(grid, ap, stream);
     if (!covariance && !statistics) launch<false, false>(grid, ap, stream);
+  }
+
+  /// The same on Thrust device vectors (device_vectors.cuh), their sizes checked first.
+  void run(const DeviceBeliefs& q, const AttentionOptions& opt, ForwardVectors& out, cudaStream_t stream = 0) {
+    run(q, opt, device_outputs(q, H, out), stream);
   }
 
   /// Waits for `stream` and throws InvalidArgument naming the first bad belief the lift found

@@ -8,6 +8,12 @@
 #include <cstddef>
 #include <utility>
 
+/// Queries per thread for heads of width 12 < P ≤ 24 (ℓ = 2); a tuning knob that trades
+/// registers for fewer shared-memory loads per FMA, see docs/cuda.md.
+#ifndef GAUGE_ATTN_FLASH_WIDE_QUERIES
+#define GAUGE_ATTN_FLASH_WIDE_QUERIES 2
+#endif
+
 namespace gauge_attn::gpu {
 
 /// Rounds up to a multiple of 4 floats, for 16-byte vector accesses.
@@ -22,7 +28,7 @@ struct TileShape {
   static constexpr int key_stride = round4(P);    // floats per key vector in global memory
   // Queries per thread (register tiling): each key element read from shared memory feeds QR FMAs.
   // Fewer for wide heads, so that every head fits the kernel's register budget (128 per thread).
-  static constexpr int QR = P <= 12 ? 4 : (P <= 40 ? 2 : 1);
+  static constexpr int QR = P <= 12 ? 4 : (P <= 24 ? GAUGE_ATTN_FLASH_WIDE_QUERIES : (P <= 40 ? 2 : 1));
   static constexpr int key_groups = 8;    // lanes that split one query group's keys
   static constexpr int query_groups = 16; // 128 threads = 16 query groups × 8 key groups
   static constexpr int threads = key_groups * query_groups;

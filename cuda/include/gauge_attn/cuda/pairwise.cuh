@@ -6,7 +6,7 @@
 // One thread per (sequence, head, query row), all in float64; O(N² K³) work and O(B·H·N²) memory.
 //
 //   gauge_attn::gpu::Pairwise<Spec, T> pairwise;       // T = float or double inputs and outputs
-//   pairwise.run(beliefs, options, outputs, stream);   // asynchronous
+//   pairwise.run(beliefs, options, outputs, stream);   // asynchronous; outputs: pointers or vectors
 //   pairwise.check_inputs(stream);                     // synchronises; throws on bad beliefs
 #pragma once
 
@@ -27,23 +27,11 @@
 
 #include "check.cuh"
 #include "device_beliefs.cuh"
+#include "device_vectors.cuh"
 #include "layout.cuh"
 #include "lift.cuh"
 
 namespace gauge_attn::gpu {
-
-/// Where the pair-by-pair path writes (device pointers). kl, beta and mu are required; sigma
-/// (Σ^agg, layout as DeviceOutputs) and the row statistics (all three or none) are optional.
-template <class T>
-struct PairwiseOutputsOf {
-  T* kl = nullptr;    // (B, H, N, N), every pair (future ones too), as upstream returns it
-  T* beta = nullptr;  // (B, H, N, N)
-  T* mu = nullptr;    // (B, N, E)
-  T* sigma = nullptr;
-  T* row_std = nullptr;  // (B, H, N)
-  T* uniform_row_std = nullptr;
-  T* entropy = nullptr;
-};
 
 namespace detail {
 
@@ -384,6 +372,12 @@ class Pairwise {
     detail::pairwise_rows_kernel<Spec, T><<<grid, 128, 0, stream>>>(p);
     GAUGE_ATTN_CUDA_CHECK_LAUNCH(pairwise_rows_kernel);
     tokens_ = q.tokens;
+  }
+
+  /// The same on Thrust device vectors (device_vectors.cuh), their sizes checked first.
+  void run(const DeviceBeliefsOf<T>& q, const AttentionOptions& opt, PairwiseVectorsOf<T>& out,
+           cudaStream_t stream = 0) {
+    run(q, opt, device_outputs(q, H, out), stream);
   }
 
   /// Waits for `stream`; throws InvalidArgument naming the first bad belief found since the last
