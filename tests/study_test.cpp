@@ -97,6 +97,59 @@ TEST_CASE("study: the sweep of a tiny case has one row per kappa, mode and head"
                                       r.heads[7].head.rows.row_std) / 3));
 }
 
+TEST_CASE("study: the KL per head dimension and the attention maps of sequence 0", "[study]") {
+  SyntheticOptions o;
+  o.batch = 3;
+  o.tokens = 9;
+  const Beliefs<double> q = synthetic_beliefs(19, o);
+  SweepResult r;
+  int runs = 0;
+  sweep_spec("upstream", q.view(), {0.43, 0.0086}, KappaScaling::embed_dim, r, 0.02, [&] { ++runs; });
+  CHECK(runs == int(sweep_runs(2)));
+  REQUIRE(r.kl_by_dim.size() == 2 * 3);
+  REQUIRE(r.maps.size() == 2);
+  for (std::size_t m = 0; m < 2; ++m) {
+    // The [DIVERSITY] KL averages the heads pair by pair over the same pairs: its mean is the
+    // head-weighted mean of the per-ℓ means (to rounding).
+    double weighted = 0;
+    for (std::size_t k = 3 * m; k < 3 * m + 3; ++k) {
+      const KlByDim& row = r.kl_by_dim[k];
+      CHECK(row.mode == r.diversity[m].mode);
+      CHECK(row.l == int(k % 3));
+      CHECK(row.heads == (row.l == 0 ? 5 : row.l == 1 ? 3 : 1));
+      CHECK(row.kl.count == row.heads * 9 * 8);
+      CHECK(row.kl.min >= 0);
+      CHECK(row.kl.std > 0);
+      weighted += row.heads * row.kl.mean / 9;
+    }
+    CHECK(weighted == Approx(r.diversity[m].diversity.kl.mean).epsilon(1e-9));
+
+    // β of every head of sequence 0 at κ base 0.02: a distribution over the allowed keys of each
+    // row, and nothing (exact) or the upstream floor 1e-8 (upstream) on the masked ones.
+    const AttentionMaps& maps = r.maps[m];
+    CHECK(maps.mode == r.diversity[m].mode);
+    CHECK(maps.kappa == Approx(0.02 * 19 / 11.0));
+    REQUIRE(maps.beta.size() == 9u * 9 * 9);
+    for (int h = 0; h < 9; ++h) {
+      CHECK(maps.l[h] == specs::Upstream::head(h).l);
+      for (int i = 0; i < 9; ++i) {
+        const KeyRange keys = key_range(maps.mask, i, 9);
+        double allowed = 0;
+        for (int j = 0; j < 9; ++j) {
+          if (keys.allows(j))
+            allowed += maps.at(h, i, j);
+          else
+            CHECK(maps.at(h, i, j) <= 1e-8);
+        }
+        CHECK(allowed == Approx(1).margin(1e-6));  // upstream: the 1e-8 floor moves it by < 1e-7
+      }
+    }
+  }
+  // ℓ0 heads: the two modes compute the same KL (trivial transport, exact diagonal, math.md §6).
+  CHECK(r.kl_by_dim[0].kl.mean == Approx(r.kl_by_dim[3].kl.mean).epsilon(1e-9));
+  CHECK(r.kl_by_dim[0].kl.std == Approx(r.kl_by_dim[3].kl.std).epsilon(1e-9));
+}
+
 TEST_CASE("study: specs are chosen by name or inferred from the embed dim", "[study]") {
   using V = std::vector<std::string>;
   CHECK(specs_for_embed_dim({}, 41) == V{"higher-rank"});

@@ -1,12 +1,14 @@
 // gauge_attn/study.hpp: the attention-uniformity study of the upstream note (upstream.md) as a
 // library: synthetic beliefs calibrated to the upstream diversity (math.md §7), and a sweep of a
 // named spec (§1) over temperatures κ and both modes (exact (M4), upstream §6), giving one row per
-// head with the upstream row_std, its uniform baseline and the normalised entropy (§7).
+// head with the upstream row_std, its uniform baseline and the normalised entropy (§7), the KL
+// statistics per head dimension K, and the attention maps β of sequence 0 at one κ.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -98,9 +100,34 @@ struct DiversityRow {
   Diversity diversity;
 };
 
+/// The KL of the heads of one ℓ (dimension K = 2ℓ+1) of one spec and mode, over the off-diagonal
+/// pairs of sequence 0 (masked pairs included) of every such head, pooled: the per-K companion of
+/// the [DIVERSITY] KL, which averages over all heads first. KL does not depend on κ.
+struct KlByDim {
+  std::string spec;
+  Mode mode = Mode::exact;
+  int l = 0, heads = 0;
+  KlStatistics kl;
+  int dim() const { return 2 * l + 1; }
+};
+
+/// The attention weights β of every head on sequence 0 of one spec and mode at one κ.
+struct AttentionMaps {
+  std::string spec;
+  double kappa_base = 0, kappa = 0;
+  Mode mode = Mode::exact;
+  MaskSpec mask;
+  int tokens = 0;
+  std::vector<int> l;        // (H) ℓ of each head
+  std::vector<double> beta;  // (H, N, N)
+  double at(int h, int i, int j) const { return beta[(std::size_t(h) * tokens + i) * tokens + j]; }
+};
+
 struct SweepResult {
   std::vector<HeadRow> heads;          // spec, κ, mode, head order
   std::vector<DiversityRow> diversity;  // spec, mode order
+  std::vector<KlByDim> kl_by_dim;      // spec, mode, ℓ order
+  std::vector<AttentionMaps> maps;     // spec, mode order
 };
 
 /// The attention options of the upstream study: causal, self-masked (math.md §6), KL statistics on.
@@ -114,23 +141,55 @@ inline AttentionOptions study_options(double kappa, Mode mode) {
   return o;
 }
 
-/// Runs the named spec on q for every κ base in `kappas` and both modes, appending to `out`.
-/// Throws InvalidArgument for an unknown spec or beliefs whose E is not the spec's.
+/// The number of attention runs sweep_spec makes for a list of `kappas` (for progress reports).
+inline std::size_t sweep_runs(std::size_t kappas) { return 2 * (kappas + 1); }
+
+/// Runs the named spec on q for every κ base in `kappas` and both modes, appending to `out`; then,
+/// per mode, sequence 0 alone at κ base `map_kappa` for its attention maps and KL per ℓ. Calls
+/// `on_run` after each of the sweep_runs() runs. Throws InvalidArgument for an unknown spec or
+/// beliefs whose E is not the spec's.
 template <class Scalar>
 void sweep_spec(const std::string& name, const BeliefView<Scalar>& q, const std::vector<double>& kappas,
-                KappaScaling scaling, SweepResult& out) {
+                KappaScaling scaling, SweepResult& out, double map_kappa = upstream_kappas[1],
+                const std::function<void()>& on_run = [] {}) {
   specs::visit(name, [&](auto spec) {
     using Spec = decltype(spec);
     detail::require(q.embed_dim == Spec::embed_dim, "spec", "'", name, "' has E = ", Spec::embed_dim,
                     " but the beliefs have E = ", q.embed_dim);
-    for (Mode mode : {Mode::exact, Mode::upstream})
+    auto scaled = [&](double base) {
+      return scaling == KappaScaling::fixed ? base : upstream_scaled_kappa(base, Spec::embed_dim);
+    };
+    for (Mode mode : {Mode::exact, Mode::upstream}) {
       for (std::size_t k = 0; k < kappas.size(); ++k) {
-        const double kappa =
-            scaling == KappaScaling::fixed ? kappas[k] : upstream_scaled_kappa(kappas[k], Spec::embed_dim);
+        const double kappa = scaled(kappas[k]);
         const AttentionResult<Scalar> r = attention_forward<Spec>(q, study_options(kappa, mode));
         for (const HeadDiagnostics& d : head_diagnostics<Spec>(r)) out.heads.push_back({name, kappas[k], kappa, mode, d});
         if (k == 0) out.diversity.push_back({name, mode, diversity(q, r.kl_statistics)});
+        on_run();
       }
+      // Sequence 0 alone with its KL and β matrices: the maps at map_kappa, and the KL per ℓ (which
+      // does not depend on κ) over the same pairs as the [DIVERSITY] KL.
+      BeliefView<Scalar> first = q;  // sequence 0 leads every array
+      first.batch = 1;
+      AttentionOptions o = study_options(scaled(map_kappa), mode);
+      o.kl_statistics = false;
+      o.return_matrices = true;
+      const AttentionResult<Scalar> r = attention_forward<Spec>(first, o);
+      std::vector<int> l;
+      for (int h = 0; h < Spec::num_heads; ++h) l.push_back(Spec::head(h).l);
+      out.maps.push_back({name, map_kappa, o.kappa[0], mode, o.mask, q.tokens, l, {r.beta.begin(), r.beta.end()}});
+      const int n = q.tokens;
+      Spec::for_each_irrep([&](auto irrep, int first_head) {
+        using Irrep = decltype(irrep);
+        detail::RunningMoments kl;
+        for (int h = first_head; h < first_head + Irrep::heads; ++h)
+          for (int i = 0; i < n; ++i)
+            for (int j = 0; j < n; ++j)
+              if (i != j) kl.add(double(r.kl[r.pair_index(0, h, i, j)]));
+        out.kl_by_dim.push_back({name, mode, Irrep::l, Irrep::heads, kl.statistics()});
+      });
+      on_run();
+    }
   });
 }
 
