@@ -1,12 +1,20 @@
 // gauge_attn_study: the attention-uniformity investigation of the upstream note (upstream.md) as
 // a command-line tool. For every named spec (math.md §1) and temperature κ it prints the upstream
 // per-head row_std lines with the uniform baseline and the normalised entropy beside them (§7),
-// exact KL (M4) and the upstream diagonal approximation (§6) side by side, a summary per ℓ and
-// the [DIVERSITY] block; --out writes every printed number as CSV and JSON.
+// exact KL (M4) and the upstream diagonal approximation (§6) side by side, a summary per ℓ, the
+// [DIVERSITY] block and the KL per head dimension K; --out writes every printed number as CSV and
+// JSON, heatmaps of β and charts (the files: --help).
 //
 //   gauge_attn_study                                  synthetic beliefs, every spec, default κ list
 //   gauge_attn_study --mu mu.npy --sigma sigma.npy --phi phi.npy [--spec NAME]
 #include <gauge_attn/study.hpp>
+
+#include "beta_heatmaps.hpp"
+#include "charts.hpp"
+#include "console_report.hpp"
+#include "gnuplot.hpp"
+#include "progress_bar.hpp"
+#include "tables.hpp"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -14,108 +22,40 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
-#include <fstream>
 #include <iterator>
 #include <map>
-#include <sstream>
 #include <string>
+#include <system_error>
 #include <vector>
 
 using namespace gauge_attn;
 using namespace gauge_attn::study;
+using namespace gauge_attn_study;
 using nlohmann::ordered_json;
 
 namespace {
 
-/// `text` padded with spaces to `columns` characters (UTF-8 aware: ℓ and × are one column each).
-std::string pad(std::string text, std::size_t columns) {
-  std::size_t shown = 0;
-  for (unsigned char c : text) shown += (c & 0xC0) != 0x80;
-  if (shown < columns) text.append(columns - shown, ' ');
-  return text;
+/// Creates the --out directory before any work, so that a bad path fails at once.
+void make_out_dir(const std::string& dir) {
+  std::error_code error;
+  std::filesystem::create_directories(dir, error);
+  detail::require(!error && std::filesystem::is_directory(dir), "--out", "cannot create the directory '", dir,
+                  "': ", error ? error.message() : "a file of that name exists");
 }
 
-std::string format_summary(const SpinSummary& s) {
-  char buf[160];
-  std::snprintf(buf, sizeof buf, "%s: %d heads row_std=%.4f uniform=%.4f entropy=%.3f  %dU %dM %dS",
-                irrep_label(s.l).c_str(), s.heads, s.row_std, s.uniform_row_std, s.entropy, s.uniform, s.medium,
-                s.sharp);
-  return buf;
-}
-
-/// Prints one spec's rows: per κ the heads and the per-ℓ summary (exact | upstream), then the
-/// diversity of both modes. `heads` and `summary` hold that spec's rows only.
-void print_spec(const std::string& spec, const SweepResult& r, const std::vector<SpinSummary>& summary) {
-  constexpr std::size_t width = 67;
-  std::printf("\n== %s: %s ==\n", spec.c_str(), describe_spec(spec).c_str());
-  const std::size_t half = r.heads.size() / 2;  // exact rows first, then upstream rows, same order
-  const std::size_t half_summary = summary.size() / 2;
-  for (std::size_t i = 0; i < half; ++i) {
-    const HeadRow &e = r.heads[i], &u = r.heads[half + i];
-    if (i == 0 || e.kappa_base != r.heads[i - 1].kappa_base) {
-      std::printf("\n-- kappa = %g (base %g) --\n", e.kappa, e.kappa_base);
-      std::printf("%s | %s\n", pad("exact KL (M4)", width).c_str(), "upstream diagonal approximation (math.md 6)");
+/// The files of --out beyond the tables: heatmaps of β, then the charts, drawn by gnuplot if it is
+/// installed (else their scripts and data stay for later, with a note on stderr). Returns whether
+/// the charts were drawn.
+bool write_figures(const std::string& dir, const SweepResult& r, const std::vector<SpinSummary>& summary) {
+  for (const AttentionMaps& m : r.maps) write_beta_heatmap(dir, m);
+  const std::string scripts[] = {write_row_std_chart(dir, summary), write_kl_std_chart(dir, r.kl_by_dim)};
+  for (const std::string& script : scripts)
+    if (!run_gnuplot(dir, script)) {
+      std::fprintf(stderr, "gauge_attn_study: gnuplot not found, the charts are not drawn: run 'gnuplot %s' and "
+                           "'gnuplot %s' in %s to draw them\n", scripts[0].c_str(), scripts[1].c_str(), dir.c_str());
+      return false;
     }
-    std::printf("%s | %s\n", pad(format_calibrated(e.head), width).c_str(), format_calibrated(u.head).c_str());
-    if (i + 1 == half || r.heads[i + 1].kappa_base != e.kappa_base)
-      for (std::size_t s = 0; s < half_summary; ++s)
-        if (summary[s].kappa_base == e.kappa_base)
-          std::printf("%s | %s\n", pad(format_summary(summary[s]), width).c_str(),
-                      format_summary(summary[half_summary + s]).c_str());
-  }
-  for (const DiversityRow& d : r.diversity)
-    std::printf("\n%s:\n%s", d.mode == Mode::exact ? "exact" : "upstream", format_diversity(d.diversity).c_str());
-}
-
-ordered_json to_json(const HeadRow& r) {
-  return {{"spec", r.spec},  {"kappa_base", r.kappa_base},           {"kappa", r.kappa},
-          {"mode", to_string(r.mode)}, {"head", r.head.head},         {"l", r.head.l},
-          {"row_std", r.head.rows.row_std}, {"uniform_row_std", r.head.rows.uniform_row_std},
-          {"entropy", r.head.rows.entropy}, {"class", to_string(r.head.attention_class)}};
-}
-
-ordered_json to_json(const SpinSummary& s) {
-  return {{"spec", s.spec},       {"kappa_base", s.kappa_base},      {"kappa", s.kappa},
-          {"mode", to_string(s.mode)}, {"l", s.l},                   {"heads", s.heads},
-          {"row_std", s.row_std}, {"uniform_row_std", s.uniform_row_std}, {"entropy", s.entropy},
-          {"uniform", s.uniform}, {"medium", s.medium},              {"sharp", s.sharp}};
-}
-
-ordered_json to_json(const DiversityRow& r) {
-  const Diversity& d = r.diversity;
-  return {{"spec", r.spec},         {"mode", to_string(r.mode)},  {"mu_dist", d.mu_dist},
-          {"phi_std", d.phi_std},   {"sigma_min", d.sigma_min},   {"sigma_max", d.sigma_max},
-          {"sigma_mean", d.sigma_mean}, {"kl_mean", d.kl.mean},   {"kl_std", d.kl.std},
-          {"kl_min", d.kl.min},     {"kl_max", d.kl.max},         {"kl_pairs", d.kl.count}};
-}
-
-/// A CSV of flat JSON objects with the same keys (strings here never hold commas or quotes).
-void write_csv(const std::filesystem::path& path, const ordered_json& rows) {
-  std::ofstream f(path);
-  bool first = true;
-  for (const ordered_json& row : rows) {
-    if (first)
-      for (auto it = row.begin(); it != row.end(); ++it) f << it.key() << (std::next(it) == row.end() ? "\n" : ",");
-    first = false;
-    for (auto it = row.begin(); it != row.end(); ++it)
-      f << (it->is_string() ? it->get<std::string>() : it->dump()) << (std::next(it) == row.end() ? "\n" : ",");
-  }
-  detail::require(bool(f), "out", "cannot write ", path.string());
-}
-
-void write_outputs(const std::string& dir, const ordered_json& settings, const SweepResult& r,
-                   const std::vector<SpinSummary>& summary) {
-  std::filesystem::create_directories(dir);
-  ordered_json heads = ordered_json::array(), spins = ordered_json::array(), div = ordered_json::array();
-  for (const HeadRow& h : r.heads) heads.push_back(to_json(h));
-  for (const SpinSummary& s : summary) spins.push_back(to_json(s));
-  for (const DiversityRow& d : r.diversity) div.push_back(to_json(d));
-  write_csv(std::filesystem::path(dir) / "heads.csv", heads);
-  write_csv(std::filesystem::path(dir) / "summary.csv", spins);
-  write_csv(std::filesystem::path(dir) / "diversity.csv", div);
-  std::ofstream f(std::filesystem::path(dir) / "study.json");
-  f << ordered_json{{"settings", settings}, {"heads", heads}, {"summary", spins}, {"diversity", div}}.dump(1) << "\n";
-  detail::require(bool(f), "out", "cannot write ", dir, "/study.json");
+  return true;
 }
 
 }  // namespace
@@ -151,12 +91,19 @@ int main(int argc, char** argv) try {
   mu->needs(sigma, phi);
   sigma->needs(mu, phi);
   phi->needs(mu, sigma);
-  app.add_option("--out", out_dir, "directory for heads.csv, summary.csv, diversity.csv and study.json");
+  app.add_option("--out", out_dir, "directory for the tables (heads, summary, diversity, kl_by_dim: .csv and "
+                                   "study.json), heatmaps of beta (beta_SPEC_MODE.png) and charts "
+                                   "(row_std_vs_kappa, kl_std_vs_dim: .png, with their gnuplot .gp and .dat)");
+  double map_kappa = upstream_kappas[1];
+  app.add_option("--heatmap-kappa", map_kappa, "kappa of the beta heatmaps (kappa base with --kappa-scaling "
+                                               "embed-dim)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.footer("Synthetic beliefs (no --mu/--sigma/--phi): mu ~ N(0, s^2) with s set for mu_dist = 0.50 at E = 19, "
              "phi ~ N(0, 0.48^2), sigma log-normal with mean 1 clamped to the upstream range; causal, self-masked, "
              "row statistics of sequence 0 as upstream.\n"
-             "Planned, not in this version: the analytic predictor, the verdict, PNG charts, a progress bar, "
-             "--device cuda.\n");
+             "A progress bar shows on stderr when it is a terminal and the sweep runs longer than a second.\n"
+             "Planned, not in this version: the analytic predictor, the verdict, --device cuda.\n");
   CLI11_PARSE(app, argc, argv);
 
   const bool real = !mu_path.empty();
@@ -176,7 +123,8 @@ int main(int argc, char** argv) try {
                         {"kappa", kappas},
                         {"kappa_scaling", to_string(scaling)},
                         {"mask", "causal, self-masked"},
-                        {"row_statistics", "sequence 0"}};
+                        {"row_statistics", "sequence 0"},
+                        {"heatmap_kappa", map_kappa}};
   if (real) {
     settings["files"] = {mu_path, sigma_path, phi_path};
     settings["shape"] = {input.batch, input.tokens, input.embed_dim};
@@ -195,22 +143,31 @@ int main(int argc, char** argv) try {
                 "[DIVERSITY]\n",
                 UpstreamDiversity::mu_dist, UpstreamDiversity::phi_std, UpstreamDiversity::sigma_mean);
 
+  if (!out_dir.empty()) make_out_dir(out_dir);
+
   SweepResult all;
   std::vector<SpinSummary> all_summary;
+  ProgressBar progress(names.size() * sweep_runs(kappas.size()));
   for (const std::string& name : names) {
     SweepResult r;
     const int E = specs::visit(name, [](auto spec) { return decltype(spec)::embed_dim; });
     const Beliefs<double> q = real ? input : synthetic_beliefs(E, synthetic);
-    sweep_spec(name, q.view(), kappas, scaling, r);
+    sweep_spec(name, q.view(), kappas, scaling, r, map_kappa, [&] { progress.step(); });
     const std::vector<SpinSummary> summary = summarise_by_spin(r.heads);
+    progress.clear();
     print_spec(name, r, summary);
+    std::fflush(stdout);
     all.heads.insert(all.heads.end(), r.heads.begin(), r.heads.end());
     all.diversity.insert(all.diversity.end(), r.diversity.begin(), r.diversity.end());
+    all.kl_by_dim.insert(all.kl_by_dim.end(), r.kl_by_dim.begin(), r.kl_by_dim.end());
+    all.maps.insert(all.maps.end(), std::make_move_iterator(r.maps.begin()), std::make_move_iterator(r.maps.end()));
     all_summary.insert(all_summary.end(), summary.begin(), summary.end());
   }
   if (!out_dir.empty()) {
-    write_outputs(out_dir, settings, all, all_summary);
-    std::printf("\nwrote %s/{heads,summary,diversity}.csv and study.json\n", out_dir.c_str());
+    write_tables(out_dir, settings, all, all_summary);
+    const bool charts = write_figures(out_dir, all, all_summary);
+    std::printf("\nwrote %s: {heads,summary,diversity,kl_by_dim}.csv, study.json, beta_{spec}_{exact,upstream}.png, "
+                "{row_std_vs_kappa,kl_std_vs_dim}.{dat,gp%s}\n", out_dir.c_str(), charts ? ",png" : "");
   }
   return 0;
 } catch (const std::exception& e) {
