@@ -45,7 +45,7 @@ if [ "$what" = variants ]; then  # registers against occupancy: blocks per SM : 
   done
   v=${variants%% *}; v=${v/:/_}
   ncu --kernel-name regex:'lift|flash' --launch-skip 6 --launch-count 4 --section SpeedOfLight \
-    "./build-gpu/gpu_forward_$v" --benchmark_filter='W1_upstream$' --benchmark_min_time=0.01 2>&1 |
+    "./build-gpu/gpu_forward_$v" --benchmark_filter='W1_upstream/' --benchmark_min_time=0.01 2>&1 |
     grep -E "lift|flash|Duration" | cut -c1-120 | tee "$out/ncu_w1.txt"
   exit 0
 fi
@@ -63,7 +63,7 @@ if [ "$what" != tests ] && [ "$what" != profile ]; then
     --benchmark_out="$out/gpu_forward.json" --benchmark_out_format=json 2>&1 | tail -25 || status=1
 fi
 if [ "$what" != tests ] && [ "$what" != profile ] && command -v nsys >/dev/null; then  # W1: where the microseconds go
-  nsys profile -o build-gpu/w1 --force-overwrite true ./build-gpu/gpu_forward --benchmark_filter='W1_upstream$' \
+  nsys profile -o build-gpu/w1 --force-overwrite true ./build-gpu/gpu_forward --benchmark_filter='W1_upstream/' \
     --benchmark_min_time=0.05 > /dev/null 2>&1 &&
     nsys stats --report cuda_gpu_kern_sum --report cuda_api_sum --format csv build-gpu/w1.nsys-rep \
       > "$out/nsys_w1.csv" 2>&1

@@ -62,18 +62,22 @@ __device__ inline void report(unsigned long long* status, InputError code, long 
   atomicCAS(status, 0ull, (static_cast<unsigned long long>(code) << 48) | static_cast<unsigned long long>(index + 1));
 }
 
-/// Sum of v over the block's threads (all threads call it); thread 0 gets the total.
-template <int Threads>
-__device__ double block_sum(double v, double* scratch) {
-  for (int o = 16; o > 0; o /= 2) v += __shfl_down_sync(0xffffffffu, v, o);
+/// Sums of v[0..K) over the block's threads (all threads call it); thread 0 gets the totals.
+/// All K components share two barriers. `scratch` holds (Threads / 32) × K doubles.
+template <int Threads, int K>
+__device__ void block_sums(double (&v)[K], double* scratch) {
+  for (int k = 0; k < K; ++k)
+    for (int o = 16; o > 0; o /= 2) v[k] += __shfl_down_sync(0xffffffffu, v[k], o);
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   __syncthreads();
-  if (lane == 0) scratch[warp] = v;
+  if (lane == 0)
+    for (int k = 0; k < K; ++k) scratch[warp * K + k] = v[k];
   __syncthreads();
-  double total = 0;
   if (threadIdx.x == 0)
-    for (int w = 0; w < Threads / 32; ++w) total += scratch[w];
-  return total;
+    for (int k = 0; k < K; ++k) {
+      v[k] = 0;
+      for (int w = 0; w < Threads / 32; ++w) v[k] += scratch[w * K + k];
+    }
 }
 
 }  // namespace detail
@@ -149,17 +153,17 @@ __device__ void lift_pack(const LiftParams<Spec>& p, int b, int h, int i, const 
 /// Grid (⌈N/128⌉, H, B): R_i into `frames`, Σ_i ν_i into `means` (atomically, one add per block).
 template <class Spec>
 __global__ void __launch_bounds__(lift_threads) lift_frames_kernel(LiftParams<Spec> p) {
-  __shared__ double scratch[lift_threads / 32];
+  __shared__ double scratch[lift_threads / 32 * (2 * max_supported_l + 1)];
   const int b = blockIdx.z, h = blockIdx.y, i = blockIdx.x * lift_threads + threadIdx.x;
   const HeadLayout& head = p.heads[h];
   visit_spin(head.irrep, typename Spec::spins{}, [&](auto spin) {
     constexpr int K = 2 * decltype(spin)::value + 1;
     double nu[K];
     detail::lift_frame<K>(p, b, h, i, nu);
-    for (int k = 0; k < K; ++k) {
-      const double total = detail::block_sum<lift_threads>(nu[k], scratch);
-      if (threadIdx.x == 0 && total != 0) atomicAdd(p.means + head.means + std::size_t(b) * K + k, total);
-    }
+    detail::block_sums<lift_threads>(nu, scratch);
+    if (threadIdx.x == 0)
+      for (int k = 0; k < K; ++k)
+        if (nu[k] != 0) atomicAdd(p.means + head.means + std::size_t(b) * K + k, nu[k]);
   });
 }
 
@@ -182,7 +186,7 @@ __global__ void __launch_bounds__(lift_threads) lift_pack_kernel(LiftParams<Spec
 /// reduced in the block and written (not added) to `means`, which needs no clearing.
 template <class Spec>
 __global__ void __launch_bounds__(lift_threads) lift_sequence_kernel(LiftParams<Spec> p) {
-  __shared__ double scratch[lift_threads / 32];
+  __shared__ double scratch[lift_threads / 32 * (2 * max_supported_l + 1)];
   __shared__ double mean[2 * max_supported_l + 1];
   const int b = blockIdx.z, h = blockIdx.y, i = threadIdx.x;
   const HeadLayout& head = p.heads[h];
@@ -191,13 +195,12 @@ __global__ void __launch_bounds__(lift_threads) lift_sequence_kernel(LiftParams<
     constexpr int K = 2 * decltype(spin)::value + 1;
     double nu[K];
     detail::lift_frame<K>(p, b, h, i, nu);
-    for (int k = 0; k < K; ++k) {
-      const double total = detail::block_sum<lift_threads>(nu[k], scratch);
-      if (threadIdx.x == 0) {
-        p.means[head.means + std::size_t(b) * K + k] = total;
-        mean[k] = total / n;
+    detail::block_sums<lift_threads>(nu, scratch);
+    if (threadIdx.x == 0)
+      for (int k = 0; k < K; ++k) {
+        p.means[head.means + std::size_t(b) * K + k] = nu[k];
+        mean[k] = nu[k] / n;
       }
-    }
     __syncthreads();
     if (i < n) detail::lift_pack<K>(p, b, h, i, mean);
   });
