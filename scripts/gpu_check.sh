@@ -4,9 +4,12 @@
 # and so does the upstream fixture, which lives outside the checkout:
 #   mkdir -p .carry/include .carry/lib && cp -r /usr/include/{eigen3,catch2,benchmark} .carry/include/ &&
 #   cp -P /usr/lib/x86_64-linux-gnu/libbenchmark.so* .carry/lib/ && cp -r ../shared/fixtures .carry/
+# (the study tool also needs CLI11, nlohmann-json and stb: cp -r /usr/include/{CLI,nlohmann,stb} .carry/include/).
 # Builds the GPU tests and benchmarks with plain compiler calls, runs the tests, compute-sanitizer
 # (memcheck, racecheck) on small cases, the benchmarks and the PyTorch baselines; results go to $OUT.
-#   scripts/gpu_check.sh [tests|bench|all]
+# `study` builds gauge_attn_study with its GPU path instead, times the default run with --device cuda
+# and compares its tables with --device cpu's, on the default run and the small cases of CTest.
+#   scripts/gpu_check.sh [tests|bench|all|study]
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 what=${1:-all}
@@ -30,7 +33,59 @@ build() {
   grep -A2 "flash_kl_kernel" build-gpu/ptxas.txt | grep -E "registers|spill" | tee "$out/ptxas.txt"
 }
 
+# gauge_attn_study as tools/CMakeLists.txt builds it with CUDA: study_gpu.cu by nvcc, the .cpp sources
+# its add_executable and target_sources name by g++; and its test helpers. Fails when any call does.
+study_build() {
+  local host=(-std=c++17 -O2 -fopenmp "${inc[@]}" -isystem "$carry/include/stb" -DGAUGE_ATTN_STUDY_CUDA=1)
+  local sources pids=() failed=0 f p
+  sources=$(sed -n '/^ *\(add_executable\|target_sources\)(gauge_attn_study/,/)/p' tools/CMakeLists.txt |
+            grep -o '[A-Za-z0-9_]*\.cpp')
+  echo "nvcc: tools/study_gpu.cu; g++:" $sources
+  rm -f build-gpu/study_*.o
+  nvcc "${nvcc_flags[@]}" -c tools/study_gpu.cu -o build-gpu/study_gpu.o & pids+=($!)
+  for f in $sources; do
+    g++ "${host[@]}" -c "tools/$f" -o "build-gpu/study_${f%.cpp}.o" & pids+=($!)
+  done
+  g++ "${host[@]}" tools/tests/compare_study_tables.cpp -o build-gpu/compare_study_tables & pids+=($!)
+  g++ "${host[@]}" tools/tests/make_study_inputs.cpp -o build-gpu/make_study_inputs & pids+=($!)
+  for p in "${pids[@]}"; do wait "$p" || failed=1; done
+  [ "$failed" = 0 ] && g++ -fopenmp build-gpu/study_*.o -L/usr/local/cuda/lib64 -lcudart -o build-gpu/gauge_attn_study
+}
+
 status=0
+if [ "$what" = study ]; then
+  echo "== build gauge_attn_study (CUDA), compare_study_tables, make_study_inputs"
+  time study_build || { echo "study: the build failed"; exit 1; }
+  study=./build-gpu/gauge_attn_study
+  tables=(heads summary diversity kl_by_dim)
+  for device in cuda cpu; do
+    echo "== the default run with --device $device, timed ($(nproc) CPU cores)"
+    rm -rf "$out/study_$device"
+    { time "$study" --device "$device" --out "$out/study_$device"; } > "$out/study_$device.txt" 2>&1 || status=1
+    head -1 "$out/study_$device.txt"
+    tail -4 "$out/study_$device.txt"
+  done
+  echo "== the default run: the tables of --device cpu against --device cuda"
+  ./build-gpu/compare_study_tables "$out/study_cpu" "$out/study_cuda" "${tables[@]}" | tee "$out/study_compare.txt" ||
+    status=1
+  echo "== the small cases of the CTest tests study.devices_agree_*"
+  inputs=build-gpu/study_inputs
+  ./build-gpu/make_study_inputs "$inputs" || status=1
+  kappas="--kappa;10,0.0086,0.0001"
+  cases=("synthetic:--batch;2;--tokens;16;$kappas"
+         "full_covariance:--mu;$inputs/e41_mu.npy;--sigma;$inputs/e41_sigma_full.npy;--phi;$inputs/e41_phi.npy;$kappas")
+  for c in "${cases[@]}"; do
+    echo "-- ${c%%:*}"
+    cmake -DSTUDY="$study" -DCOMPARE=./build-gpu/compare_study_tables "-DARGS=${c#*:}" -DDIR="$out/study_${c%%:*}" \
+      -P tools/tests/compare_devices.cmake 2>&1 | tee "$out/study_${c%%:*}.txt" || status=1
+    if grep -q "skipped" "$out/study_${c%%:*}.txt"; then status=1; fi  # here the GPU must run
+  done
+  echo "== sizes beyond the GPU memory are refused with a clear error"
+  "$study" --device cuda --spec upstream --batch 1 --tokens 100000 --kappa 1 2>&1 | tee "$out/study_memory.txt"
+  grep -q "MiB are free" "$out/study_memory.txt" || status=1
+  [ "$status" = 0 ] && echo "study: all checks passed" || echo "study: FAILED (see above and $out)"
+  exit $status
+fi
 if [ "$what" = variants ]; then  # registers against occupancy: blocks per SM : queries per thread of wide heads
   variants=${VARIANTS:-"4:2 3:4 2:4 3:2"}
   for v in $variants; do

@@ -12,6 +12,7 @@
 #include "beta_heatmaps.hpp"
 #include "charts.hpp"
 #include "console_report.hpp"
+#include "device.hpp"
 #include "gnuplot.hpp"
 #include "progress_bar.hpp"
 #include "tables.hpp"
@@ -94,6 +95,13 @@ int main(int argc, char** argv) try {
   app.add_option("--out", out_dir, "directory for the tables (heads, summary, diversity, kl_by_dim: .csv and "
                                    "study.json), heatmaps of beta (beta_SPEC_MODE.png) and charts "
                                    "(row_std_vs_kappa, kl_std_vs_dim: .png, with their gnuplot .gp and .dat)");
+  Device requested_device = Device::automatic;
+  app.add_option("--device", requested_device, "where the attention runs: cpu, cuda (the GPU's float64 "
+                                               "pair-by-pair path, the same numbers to rounding) or auto (cuda when "
+                                               "built with CUDA and a GPU is present, else cpu)")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, Device>{{"auto", Device::automatic}, {"cpu", Device::cpu}, {"cuda", Device::cuda}}))
+      ->capture_default_str();
   double map_kappa = upstream_kappas[1];
   app.add_option("--heatmap-kappa", map_kappa, "kappa of the beta heatmaps (kappa base with --kappa-scaling "
                                                "embed-dim)")
@@ -103,8 +111,9 @@ int main(int argc, char** argv) try {
              "phi ~ N(0, 0.48^2), sigma log-normal with mean 1 clamped to the upstream range; causal, self-masked, "
              "row statistics of sequence 0 as upstream.\n"
              "A progress bar shows on stderr when it is a terminal and the sweep runs longer than a second.\n"
-             "Planned, not in this version: the analytic predictor, the verdict, --device cuda.\n");
+             "Planned, not in this version: the analytic predictor, the verdict.\n");
   CLI11_PARSE(app, argc, argv);
+  const DeviceChoice device = choose_device(requested_device);
 
   const bool real = !mu_path.empty();
   Beliefs<double> input;
@@ -124,7 +133,9 @@ int main(int argc, char** argv) try {
                         {"kappa_scaling", to_string(scaling)},
                         {"mask", "causal, self-masked"},
                         {"row_statistics", "sequence 0"},
-                        {"heatmap_kappa", map_kappa}};
+                        {"heatmap_kappa", map_kappa},
+                        {"device", to_string(device.device)},
+                        {"device_name", device.name}};
   if (real) {
     settings["files"] = {mu_path, sigma_path, phi_path};
     settings["shape"] = {input.batch, input.tokens, input.embed_dim};
@@ -133,9 +144,10 @@ int main(int argc, char** argv) try {
     settings["synthetic"] = {{"mu_scale", synthetic.mu_scale}, {"phi_std", synthetic.phi_std},
                              {"sigma_log_std", synthetic.sigma_log_std}, {"seed", synthetic.seed}};
   }
-  std::printf("gauge_attn_study: %s beliefs, B = %d, N = %d, causal, self-masked, kappa %s\n",
+  std::printf("gauge_attn_study: %s beliefs, B = %d, N = %d, causal, self-masked, kappa %s, device %s (%s)\n",
               real ? "npy" : "synthetic", real ? input.batch : synthetic.batch,
-              real ? input.tokens : synthetic.tokens, to_string(scaling));
+              real ? input.tokens : synthetic.tokens, to_string(scaling), to_string(device.device),
+              device.name.c_str());
   std::printf("row_std of sequence 0 as upstream; uniform = the same statistic of uniform attention under the same "
               "mask; entropy = H / ln(allowed keys); nU nM nS = heads UNIFORM / MEDIUM / SHARP\n");
   if (!real)
@@ -152,7 +164,7 @@ int main(int argc, char** argv) try {
     SweepResult r;
     const int E = specs::visit(name, [](auto spec) { return decltype(spec)::embed_dim; });
     const Beliefs<double> q = real ? input : synthetic_beliefs(E, synthetic);
-    sweep_spec(name, q.view(), kappas, scaling, r, map_kappa, [&] { progress.step(); });
+    sweep_spec(name, q.view(), kappas, scaling, r, map_kappa, [&] { progress.step(); }, device.attention);
     const std::vector<SpinSummary> summary = summarise_by_spin(r.heads);
     progress.clear();
     print_spec(name, r, summary);

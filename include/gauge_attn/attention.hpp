@@ -81,6 +81,21 @@ struct RunningMoments {
   }
 };
 
+/// The [DIVERSITY] KL of sequence 0 (§7): KL_ij averaged over the H heads, then its moments over
+/// the off-diagonal pairs of the first n tokens, masked ones included; kl(h, i, j) is one head's KL.
+template <class KL>
+KlStatistics head_averaged_kl_statistics(int n, int H, const KL& kl) {
+  RunningMoments all;
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) {
+      if (i == j) continue;
+      double sum = 0;
+      for (int h = 0; h < H; ++h) sum += kl(h, i, j);
+      all.add(sum / H);
+    }
+  return all.statistics();
+}
+
 /// A full covariance block must be symmetric (to 1e-6 of its largest entry, which float
 /// inputs meet) and positive definite; both modes then read it the same way.
 inline void check_covariance_block(const Eigen::MatrixXd& S, int b, int i, int h, int l) {
@@ -415,16 +430,9 @@ void upstream_forward(const BeliefView<Scalar>& q, const AttentionOptions& opt, 
   });
   for (std::size_t k = 0; k < per_head.size(); ++k) r.row_statistics[k] = per_head[k].result();
   if (opt.kl_statistics) {
-    RunningMoments all;
     const int n = lengths[0];
-    for (int i = 0; i < n; ++i)
-      for (int j = 0; j < n; ++j) {
-        if (i == j) continue;
-        double sum = 0;
-        for (int h = 0; h < H; ++h) sum += kl_first[h][std::size_t(i) * n + j];
-        all.add(sum / H);
-      }
-    r.kl_statistics = all.statistics();
+    r.kl_statistics =
+        head_averaged_kl_statistics(n, H, [&](int h, int i, int j) { return kl_first[h][std::size_t(i) * n + j]; });
   }
 }
 

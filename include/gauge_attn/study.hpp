@@ -141,17 +141,30 @@ inline AttentionOptions study_options(double kappa, Mode mode) {
   return o;
 }
 
+/// How the sweep runs one attention of a named spec: attention_forward on the CPU (cpu_attention),
+/// or another device's path with the same results to rounding (the study tool's --device).
+template <class Scalar>
+using AttentionRunner = std::function<AttentionResult<Scalar>(const std::string& spec, const BeliefView<Scalar>& q,
+                                                              const AttentionOptions& options)>;
+
+template <class Scalar>
+AttentionResult<Scalar> cpu_attention(const std::string& spec, const BeliefView<Scalar>& q,
+                                      const AttentionOptions& options) {
+  return specs::visit(spec, [&](auto s) { return attention_forward<decltype(s)>(q, options); });
+}
+
 /// The number of attention runs sweep_spec makes for a list of `kappas` (for progress reports).
 inline std::size_t sweep_runs(std::size_t kappas) { return 2 * (kappas + 1); }
 
 /// Runs the named spec on q for every κ base in `kappas` and both modes, appending to `out`; then,
 /// per mode, sequence 0 alone at κ base `map_kappa` for its attention maps and KL per ℓ. Calls
-/// `on_run` after each of the sweep_runs() runs. Throws InvalidArgument for an unknown spec or
-/// beliefs whose E is not the spec's.
+/// `on_run` after each of the sweep_runs() runs, each through `attention`. Throws InvalidArgument
+/// for an unknown spec or beliefs whose E is not the spec's.
 template <class Scalar>
 void sweep_spec(const std::string& name, const BeliefView<Scalar>& q, const std::vector<double>& kappas,
                 KappaScaling scaling, SweepResult& out, double map_kappa = upstream_kappas[1],
-                const std::function<void()>& on_run = [] {}) {
+                const std::function<void()>& on_run = [] {},
+                const AttentionRunner<Scalar>& attention = cpu_attention<Scalar>) {
   specs::visit(name, [&](auto spec) {
     using Spec = decltype(spec);
     detail::require(q.embed_dim == Spec::embed_dim, "spec", "'", name, "' has E = ", Spec::embed_dim,
@@ -162,7 +175,7 @@ void sweep_spec(const std::string& name, const BeliefView<Scalar>& q, const std:
     for (Mode mode : {Mode::exact, Mode::upstream}) {
       for (std::size_t k = 0; k < kappas.size(); ++k) {
         const double kappa = scaled(kappas[k]);
-        const AttentionResult<Scalar> r = attention_forward<Spec>(q, study_options(kappa, mode));
+        const AttentionResult<Scalar> r = attention(name, q, study_options(kappa, mode));
         for (const HeadDiagnostics& d : head_diagnostics<Spec>(r)) out.heads.push_back({name, kappas[k], kappa, mode, d});
         if (k == 0) out.diversity.push_back({name, mode, diversity(q, r.kl_statistics)});
         on_run();
@@ -174,7 +187,7 @@ void sweep_spec(const std::string& name, const BeliefView<Scalar>& q, const std:
       AttentionOptions o = study_options(scaled(map_kappa), mode);
       o.kl_statistics = false;
       o.return_matrices = true;
-      const AttentionResult<Scalar> r = attention_forward<Spec>(first, o);
+      const AttentionResult<Scalar> r = attention(name, first, o);
       std::vector<int> l;
       for (int h = 0; h < Spec::num_heads; ++h) l.push_back(Spec::head(h).l);
       out.maps.push_back({name, map_kappa, o.kappa[0], mode, o.mask, q.tokens, l, {r.beta.begin(), r.beta.end()}});
