@@ -64,7 +64,8 @@ constexpr Mode modes[] = {Mode::exact, Mode::upstream};
 
 }  // namespace
 
-std::string write_row_std_chart(const std::string& dir, const std::vector<SpinSummary>& summary) {
+std::string write_row_std_chart(const std::string& dir, const std::vector<SpinSummary>& summary,
+                                const std::vector<RowComparison>& predicted) {
   const auto specs = distinct(summary, [](const SpinSummary& s) { return s.spec; });
   const int columns = std::min<int>(int(specs.size()), 3), rows = (int(specs.size()) + columns - 1) / columns;
   DataBlocks data;
@@ -81,7 +82,8 @@ std::string write_row_std_chart(const std::string& dir, const std::vector<SpinSu
     std::copy_if(summary.begin(), summary.end(), std::back_inserter(of_spec),
                  [&](const SpinSummary& s) { return s.spec == spec; });
     gp << "set title '" << spec << ": " << describe_spec(spec) << "'\nplot ";
-    for (int l : distinct(of_spec, [](const SpinSummary& s) { return s.l; }))
+    const int first_index = data.count;
+    for (int l : distinct(of_spec, [](const SpinSummary& s) { return s.l; })) {
       for (Mode mode : modes) {
         const int index = data.begin(spec + " " + irrep_label(l) + " " + to_string(mode) +
                                      ": kappa row_std uniform_row_std");
@@ -93,8 +95,17 @@ std::string write_row_std_chart(const std::string& dir, const std::vector<SpinSu
            << (exact ? 1 : 2) << " pt " << (exact ? 7 : 6) << " title '" << irrep_label(l) << " "
            << to_string(mode) << "', \\\n     ";
       }
+      if (std::none_of(predicted.begin(), predicted.end(),
+                       [&](const RowComparison& p) { return p.exact.spec == spec && p.exact.l == l; }))
+        continue;
+      const int index = data.begin(spec + " " + irrep_label(l) + " predicted: kappa row_std");
+      for (const RowComparison& p : predicted)
+        if (p.exact.spec == spec && p.exact.l == l) data.text << p.exact.kappa << " " << p.predicted.row_std << "\n";
+      gp << "'row_std_vs_kappa.dat' index " << index << " using 1:2 with points lt " << l + 1 << " pt 2 ps 1.5 "
+         << "title '" << irrep_label(l) << " predicted', \\\n     ";
+    }
     // The uniform baseline depends only on N and the mask: the same for every head of a run.
-    gp << "'row_std_vs_kappa.dat' index " << data.count - 1 << " using 1:3 with lines lc 'gray40' dt 3 lw 2 "
+    gp << "'row_std_vs_kappa.dat' index " << first_index << " using 1:3 with lines lc 'gray40' dt 3 lw 2 "
        << "title 'uniform attention', \\\n     0.10 with lines lc 'red' dt 4 title 'SHARP > 0.10'\n";
   }
   gp << "unset multiplot\n";

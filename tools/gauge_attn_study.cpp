@@ -2,13 +2,17 @@
 // a command-line tool. For every named spec (math.md §1) and temperature κ it prints the upstream
 // per-head row_std lines with the uniform baseline and the normalised entropy beside them (§7),
 // exact KL (M4) and the upstream diagonal approximation (§6) side by side, a summary per ℓ, the
-// [DIVERSITY] block and the KL per head dimension K; --out writes every printed number as CSV and
-// JSON, heatmaps of β and charts (the files: --help).
+// [DIVERSITY] block and the KL per head dimension K; then the analysis (the analytic predictor of
+// docs/study.md against the measured values, the smallest K and largest κ of SHARP attention) and
+// the verdict on the note's explanation. --out writes every printed number as CSV and JSON,
+// heatmaps of β and charts (the files: --help).
 //
 //   gauge_attn_study                                  synthetic beliefs, every spec, default κ list
 //   gauge_attn_study --mu mu.npy --sigma sigma.npy --phi phi.npy [--spec NAME]
 #include <gauge_attn/study.hpp>
+#include <gauge_attn/study_analysis.hpp>
 
+#include "analysis_report.hpp"
 #include "beta_heatmaps.hpp"
 #include "charts.hpp"
 #include "console_report.hpp"
@@ -16,6 +20,7 @@
 #include "gnuplot.hpp"
 #include "progress_bar.hpp"
 #include "tables.hpp"
+#include "verdict.hpp"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -24,9 +29,11 @@
 #include <exception>
 #include <filesystem>
 #include <iterator>
+#include <limits>
 #include <map>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 using namespace gauge_attn;
@@ -47,9 +54,13 @@ void make_out_dir(const std::string& dir) {
 /// The files of --out beyond the tables: heatmaps of β, then the charts, drawn by gnuplot if it is
 /// installed (else their scripts and data stay for later, with a note on stderr). Returns whether
 /// the charts were drawn.
-bool write_figures(const std::string& dir, const SweepResult& r, const std::vector<SpinSummary>& summary) {
+bool write_figures(const std::string& dir, const SweepResult& r, const std::vector<SpinSummary>& summary,
+                   const Analysis& analysis) {
   for (const AttentionMaps& m : r.maps) write_beta_heatmap(dir, m);
-  const std::string scripts[] = {write_row_std_chart(dir, summary), write_kl_std_chart(dir, r.kl_by_dim)};
+  std::vector<std::pair<int, double>> predicted_kl_std;
+  for (const auto& [K, kl] : analysis.kl_curve) predicted_kl_std.emplace_back(K, kl.std);
+  const std::string scripts[] = {write_row_std_chart(dir, summary, analysis.rows),
+                                 write_kl_std_chart(dir, r.kl_by_dim, predicted_kl_std)};
   for (const std::string& script : scripts)
     if (!run_gnuplot(dir, script)) {
       std::fprintf(stderr, "gauge_attn_study: gnuplot not found, the charts are not drawn: run 'gnuplot %s' and "
@@ -83,7 +94,9 @@ int main(int argc, char** argv) try {
           std::map<std::string, KappaScaling>{{"fixed", KappaScaling::fixed}, {"embed-dim", KappaScaling::embed_dim}}))
       ->capture_default_str();
   app.add_option("--batch", synthetic.batch, "synthetic data: sequences B")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--tokens", synthetic.tokens, "synthetic data: tokens N")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--tokens", synthetic.tokens, "synthetic data: tokens N (>= 2: KL needs pairs)")
+      ->check(CLI::Range(2, std::numeric_limits<int>::max()))
+      ->capture_default_str();
   app.add_option("--seed", synthetic.seed, "synthetic data: random seed")->capture_default_str();
   auto* mu = app.add_option("--mu", mu_path, "means (B, N, E), .npy float32/float64")->check(CLI::ExistingFile);
   auto* sigma = app.add_option("--sigma", sigma_path, "variances (B, N, E) or covariances (B, N, E, E), .npy")
@@ -92,9 +105,10 @@ int main(int argc, char** argv) try {
   mu->needs(sigma, phi);
   sigma->needs(mu, phi);
   phi->needs(mu, sigma);
-  app.add_option("--out", out_dir, "directory for the tables (heads, summary, diversity, kl_by_dim: .csv and "
-                                   "study.json), heatmaps of beta (beta_SPEC_MODE.png) and charts "
-                                   "(row_std_vs_kappa, kl_std_vs_dim: .png, with their gnuplot .gp and .dat)");
+  app.add_option("--out", out_dir, "directory for the tables (heads, summary, diversity, kl_by_dim and the "
+                                   "analysis's prediction_*: .csv, all in study.json), verdict.txt, heatmaps of beta "
+                                   "(beta_SPEC_MODE.png) and charts (row_std_vs_kappa, kl_std_vs_dim: .png, with "
+                                   "their gnuplot .gp and .dat)");
   Device requested_device = Device::automatic;
   app.add_option("--device", requested_device, "where the attention runs: cpu, cuda (the GPU's float64 "
                                                "pair-by-pair path, the same numbers to rounding) or auto (cuda when "
@@ -111,7 +125,8 @@ int main(int argc, char** argv) try {
              "phi ~ N(0, 0.48^2), sigma log-normal with mean 1 clamped to the upstream range; causal, self-masked, "
              "row statistics of sequence 0 as upstream.\n"
              "A progress bar shows on stderr when it is a terminal and the sweep runs longer than a second.\n"
-             "Planned, not in this version: the analytic predictor, the verdict.\n");
+             "After the sweep: the analysis (the predictor of docs/study.md from the statistics of the same beliefs, "
+             "against the measured values; the smallest K and the largest kappa of SHARP attention) and the verdict.\n");
   CLI11_PARSE(app, argc, argv);
   const DeviceChoice device = choose_device(requested_device);
 
@@ -159,11 +174,13 @@ int main(int argc, char** argv) try {
 
   SweepResult all;
   std::vector<SpinSummary> all_summary;
+  ObservedStatistics observed;
   ProgressBar progress(names.size() * sweep_runs(kappas.size()));
   for (const std::string& name : names) {
     SweepResult r;
     const int E = specs::visit(name, [](auto spec) { return decltype(spec)::embed_dim; });
     const Beliefs<double> q = real ? input : synthetic_beliefs(E, synthetic);
+    observed.add(name, q.view());  // before the sweep: beliefs it cannot model (N < 2) fail at once
     sweep_spec(name, q.view(), kappas, scaling, r, map_kappa, [&] { progress.step(); }, device.attention);
     const std::vector<SpinSummary> summary = summarise_by_spin(r.heads);
     progress.clear();
@@ -175,10 +192,15 @@ int main(int argc, char** argv) try {
     all.maps.insert(all.maps.end(), std::make_move_iterator(r.maps.begin()), std::make_move_iterator(r.maps.end()));
     all_summary.insert(all_summary.end(), summary.begin(), summary.end());
   }
+  const Analysis analysis = analyse(observed, all, all_summary);
+  print_analysis(analysis);
+  const std::vector<std::string> lines = verdict(analysis);
+  print_verdict(lines);
   if (!out_dir.empty()) {
-    write_tables(out_dir, settings, all, all_summary);
-    const bool charts = write_figures(out_dir, all, all_summary);
-    std::printf("\nwrote %s: {heads,summary,diversity,kl_by_dim}.csv, study.json, beta_{spec}_{exact,upstream}.png, "
+    write_tables(out_dir, settings, all, all_summary, analysis, lines);
+    const bool charts = write_figures(out_dir, all, all_summary, analysis);
+    std::printf("\nwrote %s: {heads,summary,diversity,kl_by_dim}.csv, prediction_{run,statistics,kl,kl_by_dim,kl_curve,"
+                "row_std,min_sharp_dim,max_sharp_kappa}.csv, study.json, verdict.txt, beta_{spec}_{exact,upstream}.png, "
                 "{row_std_vs_kappa,kl_std_vs_dim}.{dat,gp%s}\n", out_dir.c_str(), charts ? ",png" : "");
   }
   return 0;

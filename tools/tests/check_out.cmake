@@ -1,20 +1,23 @@
 # cmake -DDIR=... -DCHECK_PNG=... -DCHARTS=ON|OFF [-DPNG_SIZES=name:WxH;...] -P check_out.cmake: the
-# files of gauge_attn_study --out DIR. The tables parse and the JSON and CSV hold the same rows;
-# there is a β heatmap per spec and mode; the charts' .gp and .dat are there, their PNGs too when
-# CHARTS is ON (gnuplot installed) and not when OFF; every PNG decodes (CHECK_PNG), with the size
-# PNG_SIZES gives for it.
+# files of gauge_attn_study --out DIR. The tables (the sweep's and the analysis's prediction_*)
+# parse and the JSON and CSV hold the same rows; verdict.txt holds the JSON's verdict; there is a
+# β heatmap per spec and mode; the charts' .gp and .dat are there, their PNGs too when CHARTS is
+# ON (gnuplot installed) and not when OFF; every PNG decodes (CHECK_PNG), with the size PNG_SIZES
+# gives for it.
 file(READ "${DIR}/study.json" json)
 string(JSON settings ERROR_VARIABLE json_error GET "${json}" settings)
 if(json_error)
   message(FATAL_ERROR "study.json does not parse: ${json_error}")
 endif()
-foreach(table heads summary diversity kl_by_dim)
-  string(JSON rows LENGTH "${json}" ${table})
-  file(STRINGS "${DIR}/${table}.csv" lines)
+# check_table(CSV JSON_PATH...): CSV has a header and as many rows as the JSON array at JSON_PATH
+# (not empty), every line as many commas as the header.
+function(check_table csv)
+  string(JSON rows LENGTH "${json}" ${ARGN})
+  file(STRINGS "${DIR}/${csv}" lines)
   list(LENGTH lines n)
   math(EXPR csv_rows "${n} - 1")
   if(rows EQUAL 0 OR NOT rows EQUAL csv_rows)
-    message(FATAL_ERROR "${table}: ${rows} JSON rows, ${csv_rows} CSV rows")
+    message(FATAL_ERROR "${csv}: ${rows} JSON rows, ${csv_rows} CSV rows")
   endif()
   list(GET lines 0 header)
   string(REGEX MATCHALL "," commas "${header}")
@@ -23,11 +26,28 @@ foreach(table heads summary diversity kl_by_dim)
     string(REGEX MATCHALL "," c "${line}")
     list(LENGTH c k)
     if(NOT k EQUAL columns)
-      message(FATAL_ERROR "${table}.csv: '${line}' has ${k} commas, the header ${columns}")
+      message(FATAL_ERROR "${csv}: '${line}' has ${k} commas, the header ${columns}")
     endif()
   endforeach()
-  message("${table}: ${rows} rows, ${columns}+1 columns")
+  message("${csv}: ${rows} rows, ${columns}+1 columns")
+endfunction()
+foreach(table heads summary diversity kl_by_dim)
+  check_table(${table}.csv ${table})
 endforeach()
+foreach(table run statistics kl kl_by_dim kl_curve row_std min_sharp_dim max_sharp_kappa)
+  check_table(prediction_${table}.csv prediction ${table})
+endforeach()
+
+# verdict.txt: the JSON's verdict, a line each.
+string(JSON verdict_lines LENGTH "${json}" verdict)
+file(READ "${DIR}/verdict.txt" verdict)
+string(REGEX MATCHALL "\n" newlines "${verdict}")
+list(LENGTH newlines n)
+string(JSON first GET "${json}" verdict 0)
+string(FIND "${verdict}" "${first}" at)
+if(verdict_lines LESS 5 OR NOT n EQUAL verdict_lines OR NOT at EQUAL 0)
+  message(FATAL_ERROR "verdict.txt has ${n} lines, study.json ${verdict_lines}, or they differ")
+endif()
 function(check_number)
   string(JSON value GET "${json}" ${ARGN})
   if(NOT value MATCHES "^[0-9.eE+-]+$")
@@ -36,6 +56,9 @@ function(check_number)
 endfunction()
 check_number(heads 0 row_std)
 check_number(kl_by_dim 0 kl_std)
+check_number(prediction kl 0 kl_mean_predicted)
+check_number(prediction row_std 0 row_std_predicted)
+check_number(prediction run 0 one_hot_row_std)
 
 # The files besides the tables.
 set(expected row_std_vs_kappa.gp row_std_vs_kappa.dat kl_std_vs_dim.gp kl_std_vs_dim.dat)

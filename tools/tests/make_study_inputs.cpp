@@ -1,5 +1,6 @@
 // Writes the .npy inputs of the gauge_attn_study CTest tests into DIR: good beliefs (E = 41,
-// float32, diagonal and full covariance; E = 19, float64) and malformed ones.
+// float32, diagonal and full covariance; E = 19, float64) and malformed ones (among them a single
+// token, E = 19).
 #include <gauge_attn/npy.hpp>
 #include <gauge_attn/study.hpp>
 
@@ -44,6 +45,9 @@ int main(int argc, char** argv) try {
   const Beliefs<double> q41 = study::synthetic_beliefs(41, o), q19 = study::synthetic_beliefs(19, o);
   write_beliefs(dir + "e41_", q41, true);
   write_beliefs(dir + "e19_", q19, false);
+  study::SyntheticOptions one = o;  // N = 1: no pairs, nothing to analyse
+  one.tokens = 1;
+  write_beliefs(dir + "one_token_", study::synthetic_beliefs(19, one), false);
 
   // Full covariance (B, N, E, E): the diagonal variances on the diagonal.
   const std::size_t B = 2, N = 8, E = 41;
