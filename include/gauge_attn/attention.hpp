@@ -41,6 +41,9 @@ struct AttentionResult {
   std::vector<Scalar> sigma;  // Σ^agg if requested: (B, N, E) diagonal, or (B, N, E, E) block-diagonal
   std::vector<Scalar> kl;     // (B, H, N, N) if requested
   std::vector<Scalar> beta;   // (B, H, N, N) if requested
+  std::vector<Scalar> energy; // (B, H, N) attention energy e_ih = Σ_j β_ij KL_ij, if requested
+  std::vector<Scalar> lse;    // (B, H, N) log Σ_j exp(s_ij) of the (M8) scores + bias (exact mode),
+                              // what the backward needs to recompute β without storing it
   std::vector<RowStatistics> row_statistics;  // (B, H)
   KlStatistics kl_statistics;                 // if requested
 
@@ -48,6 +51,7 @@ struct AttentionResult {
     return ((std::size_t(b) * num_heads + h) * tokens + i) * std::size_t(tokens) + j;
   }
   const RowStatistics& statistics(int b, int h) const { return row_statistics[std::size_t(b) * num_heads + h]; }
+  std::size_t row_index(int b, int h, int i) const { return (std::size_t(b) * num_heads + h) * tokens + i; }
 };
 
 namespace detail {
@@ -214,12 +218,23 @@ void attend_rows(const LiftedSequence<Scalar>& s, int b, int h, const HeadInfo& 
     // Softmax (M5) with Eigen's vectorised exp; e holds the unnormalised weights.
     const int excluded = keys.excluded >= 0 ? keys.excluded - keys.begin : -1;
     if (excluded >= 0) t(excluded) = -std::numeric_limits<Scalar>::infinity();
-    t -= t.maxCoeff();
+    const Scalar top = t.maxCoeff();
+    t -= top;
     e = t.exp();
     if (excluded >= 0) t(excluded) = e(excluded) = 0;  // exp clamps −∞ to a denormal; 0·(−∞) stays out
     const double total = double(e.sum());
     const double inv_total = 1.0 / total;
     const double weighted_logit = double((e * t).sum());
+    const std::size_t row = r.row_index(b, h, i);
+    r.lse[row] = Scalar(double(top) + std::log(total));
+    if (opt.attention_energy) {
+      // e_i = Σ_j β_ij KL_ij with KL_ij = −κ (s_ij − bias_ij) − ½ ln det Σ_i (M8) (G1).
+      double mean_score = weighted_logit * inv_total + double(top);
+      if (opt.mask.alibi_slope != 0)
+        mean_score -= opt.mask.alibi_slope * double((e * Array::LinSpaced(count, Scalar(i - keys.begin),
+                                                                          Scalar(i - keys.end + 1))).sum()) * inv_total;
+      r.energy[row] = Scalar(-kappa * mean_score - s.half_logdet[i]);
+    }
     // Message sums over the allowed keys (M9): Σ_j e_j [sym(S_j + ν_jν_jᵀ), ν_j] / Σ_j e_j.
     double acc[W::values] = {};
     for (int v = first_value; v < first_value + needed_values; ++v)
@@ -396,15 +411,17 @@ void upstream_forward(const BeliefView<Scalar>& q, const AttentionOptions& opt, 
         total += beta[j];
         weighted_logit += beta[j] * x;
       }
-      double sum_off = 0, sumsq_off = 0;
+      double sum_off = 0, sumsq_off = 0, energy = 0;
       for (int j = 0; j < n; ++j) {
         beta[j] = std::max(beta[j] / total, beta_floor);  // upstream: clamp, no renormalisation
+        energy += beta[j] * kl[std::size_t(i) * n + j];  // every key, masked ones at the floor (G1)
         if (keys.allows(j) && j != i) {
           sum_off += beta[j];
           sumsq_off += beta[j] * beta[j];
         }
       }
       per_head[t].add_row(keys, i, sum_off, sumsq_off, std::log(total) - weighted_logit / total);
+      if (opt.attention_energy) r.energy[r.row_index(b, h, i)] = Scalar(energy);
       // Messages over every key, masked ones at their clamped weight, as upstream does.
       VectorXd m = VectorXd::Zero(K);
       MatrixXd second = MatrixXd::Zero(K, K);
@@ -438,7 +455,8 @@ void upstream_forward(const BeliefView<Scalar>& q, const AttentionOptions& opt, 
 
 }  // namespace detail
 
-/// KL attention of every head of `Spec` over a batch of beliefs (M5, M6, and M7 on request).
+/// KL attention of every head of `Spec` over a batch of beliefs (M5, M6, and M7 and the attention
+/// energy on request; in exact mode also the row log-sum-exp that attention_backward needs).
 /// Throws InvalidArgument for bad shapes, non-finite inputs, variances ≤ 0, covariance blocks
 /// that are not positive definite, κ ≤ 0 and inconsistent options. Rows of padded tokens
 /// (i ≥ valid length) are left zero in every output.
@@ -463,6 +481,8 @@ AttentionResult<Scalar> attention_forward(const BeliefView<Scalar>& q, const Att
     r.kl.assign(tokens * Spec::num_heads * q.tokens, Scalar(0));
     r.beta.assign(r.kl.size(), Scalar(0));
   }
+  if (opt.attention_energy) r.energy.assign(tokens * Spec::num_heads, Scalar(0));
+  if (opt.mode == Mode::exact) r.lse.assign(tokens * Spec::num_heads, Scalar(0));
   r.row_statistics.resize(std::size_t(q.batch) * Spec::num_heads);
   if (opt.mode == Mode::exact)
     detail::exact_forward<Spec>(q, opt, kappa, lengths, r);

@@ -27,6 +27,7 @@ struct AttentionOptions {
   bool identity_transport = false; // Ω = I (ablation): the frames φ are ignored
   std::vector<int> valid_lengths;  // per sequence, 1..N; empty: all N tokens valid
   bool covariance_message = false; // also Σ^agg (M7/M9)
+  bool attention_energy = false;   // also e_ih = Σ_j β_ij KL_ij per row and head (docs/gradients.md G1)
   bool return_matrices = false;    // also KL and β, (B, H, N, N): for small N only
   bool kl_statistics = false;      // KL statistics of sequence 0 for the diversity report, O(N²)
   Mode mode = Mode::exact;
