@@ -136,9 +136,13 @@ struct LiftedSequence {
   std::vector<double> nu_mean;      // (K)
 };
 
-template <int K, class Scalar>
+/// Lifts the first n tokens of sequence b on head h into `s` (stored in precision Out; computed in
+/// double). `pulled`, when given, receives the pulled-back beliefs (ν not centred), which the
+/// backward differentiates.
+template <int K, class Scalar, class Out>
 void lift_sequence(const BeliefView<Scalar>& q, int b, int n, int h, const HeadInfo& head, double kappa,
-                   bool identity_transport, LiftedSequence<Scalar>& s) {
+                   bool identity_transport, LiftedSequence<Out>& s,
+                   std::vector<lifted::PulledBack<double, K>>* keep_pulled = nullptr) {
   using W = LiftedWidths<K>;
   constexpr int L = (K - 1) / 2;
   s.n = n;
@@ -151,7 +155,9 @@ void lift_sequence(const BeliefView<Scalar>& q, int b, int n, int h, const HeadI
   s.frames.assign(std::size_t(n) * K * K, 0);
   s.half_logdet.assign(n, 0);
   s.nu_mean.assign(K, 0.0);
-  std::vector<lifted::PulledBack<double, K>> pulled(n);
+  std::vector<lifted::PulledBack<double, K>> local;
+  std::vector<lifted::PulledBack<double, K>>& pulled = keep_pulled ? *keep_pulled : local;
+  pulled.resize(n);
   for (int i = 0; i < n; ++i) {
     double* R = &s.frames[std::size_t(i) * K * K];
     const Eigen::Matrix<double, K, K> D =
@@ -178,9 +184,9 @@ void lift_sequence(const BeliefView<Scalar>& q, int b, int n, int h, const HeadI
   for (int i = 0; i < n; ++i) {
     double nu[K];
     for (int k = 0; k < K; ++k) nu[k] = pulled[i].nu[k] - s.nu_mean[k];
-    Scalar* a = &s.queries[std::size_t(i) * W::lifted];
+    Out* a = &s.queries[std::size_t(i) * W::lifted];
     lifted::pack_query(pulled[i], nu, a);
-    Scalar bj[W::lifted];
+    Out bj[W::lifted];
     lifted::pack_key(pulled[i], nu, kappa, bj);
     for (int p = 0; p < W::lifted; ++p) s.keys[std::size_t(p) * n + i] = bj[p];
     for (int v = 0; v < W::values; ++v) s.values[std::size_t(v) * n + i] = a[v];

@@ -1,0 +1,119 @@
+// tests/gradient_check.hpp: central finite differences of a random linear functional of the
+// forward's outputs, L = Σ w_μ·m + Σ w_Σ·Σ^agg + Σ w_e·e, the reference every backward is checked
+// against (CPU exact and upstream modes; the GPU backward is checked against the CPU one).
+#pragma once
+
+#include <gauge_attn/attention.hpp>
+#include <gauge_attn/backward.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <vector>
+
+namespace gauge_attn::testing {
+
+/// The weights of L; an empty vector leaves its output out of L (and its gradient null).
+struct Functional {
+  std::vector<double> mu, sigma, energy;
+
+  OutputGradients<double> incoming() const {
+    return {mu.empty() ? nullptr : mu.data(), sigma.empty() ? nullptr : sigma.data(),
+            energy.empty() ? nullptr : energy.data()};
+  }
+};
+
+/// Weights ~ N(0, 1) for every output the options produce (never zeros).
+template <class Spec>
+Functional random_functional(std::mt19937& rng, const Beliefs<double>& q, const AttentionOptions& opt) {
+  std::normal_distribution<double> normal(0.0, 1.0);
+  auto draw = [&](std::size_t n) {
+    std::vector<double> w(n);
+    for (auto& x : w) x = normal(rng);
+    return w;
+  };
+  const std::size_t rows = std::size_t(q.batch) * q.tokens;
+  Functional f;
+  f.mu = draw(rows * q.embed_dim);
+  if (opt.covariance_message) f.sigma = draw(q.sigma.size());
+  if (opt.attention_energy) f.energy = draw(rows * Spec::num_heads);
+  return f;
+}
+
+template <class Spec>
+double functional_value(const Beliefs<double>& q, const AttentionOptions& opt, const Functional& w) {
+  const AttentionResult<double> r = attention_forward<Spec>(q.view(), opt);
+  double L = 0;
+  for (std::size_t k = 0; k < w.mu.size(); ++k) L += w.mu[k] * r.mu[k];
+  for (std::size_t k = 0; k < w.sigma.size(); ++k) L += w.sigma[k] * r.sigma[k];
+  for (std::size_t k = 0; k < w.energy.size(); ++k) L += w.energy[k] * r.energy[k];
+  return L;
+}
+
+/// Central differences with step h·max(1, |x|) of every input entry that the forward reads: μ, the
+/// variances or the per-head covariance blocks (an off-diagonal pair moved together and halved, so
+/// that the estimate is the symmetric gradient), φ, and κ (which must be given per head).
+/// Truncation error O(h²), rounding O(ε|L|/h): about 1e-9 relative at h = 1e-5.
+template <class Spec>
+BeliefGradients<double> finite_differences(const Beliefs<double>& q, const AttentionOptions& opt, const Functional& w,
+                                           double h = 1e-5) {
+  BeliefGradients<double> g(q.batch, q.tokens, q.embed_dim, Spec::num_heads, q.covariance);
+  auto derivative = [&](auto&& perturb) {  // perturb(delta) moves the input by delta, in a copy
+    Beliefs<double> plus = q, minus = q;
+    AttentionOptions op = opt, om = opt;
+    const double step = perturb(plus, op, +1.0);
+    perturb(minus, om, -1.0);
+    return (functional_value<Spec>(plus, op, w) - functional_value<Spec>(minus, om, w)) / (2 * step);
+  };
+  auto entry = [&](auto member, std::size_t k) {
+    return derivative([&, member, k](Beliefs<double>& p, AttentionOptions&, double sign) {
+      auto& x = (p.*member)[k];
+      const double step = h * std::max(1.0, std::abs(x));
+      x += sign * step;
+      return step;
+    });
+  };
+  for (std::size_t k = 0; k < q.mu.size(); ++k) g.mu[k] = entry(&Beliefs<double>::mu, k);
+  for (std::size_t k = 0; k < q.phi.size(); ++k) g.phi[k] = entry(&Beliefs<double>::phi, k);
+  const std::size_t E = q.embed_dim;
+  if (q.covariance == Covariance::diagonal) {
+    for (std::size_t k = 0; k < q.sigma.size(); ++k) g.sigma[k] = entry(&Beliefs<double>::sigma, k);
+  } else {
+    for (std::size_t t = 0; t < std::size_t(q.batch) * q.tokens; ++t)
+      for (int hd = 0; hd < Spec::num_heads; ++hd) {
+        const HeadInfo head = Spec::head(hd);
+        for (int r = 0; r < head.dim; ++r)
+          for (int c = r; c < head.dim; ++c) {
+            const std::size_t rc = (t * E + head.offset + r) * E + head.offset + c;
+            const std::size_t cr = (t * E + head.offset + c) * E + head.offset + r;
+            const double d = derivative([&](Beliefs<double>& p, AttentionOptions&, double sign) {
+              const double step = h * std::max(1.0, std::abs(p.sigma[rc]));
+              p.sigma[rc] += sign * step;
+              if (cr != rc) p.sigma[cr] += sign * step;
+              return step;
+            });
+            g.sigma[rc] = g.sigma[cr] = r == c ? d : d / 2;
+          }
+      }
+  }
+  for (int hd = 0; hd < Spec::num_heads; ++hd)
+    g.kappa[hd] = derivative([&](Beliefs<double>&, AttentionOptions& o, double sign) {
+      const double step = h * o.kappa[hd];
+      o.kappa[hd] += sign * step;
+      return step;
+    });
+  return g;
+}
+
+/// ‖a − b‖ / ‖b‖ (‖a‖ when b = 0).
+template <class A, class B>
+double relative_error(const A& a, const B& b) {
+  double diff = 0, norm = 0;
+  for (std::size_t k = 0; k < a.size(); ++k) {
+    diff += (double(a[k]) - double(b[k])) * (double(a[k]) - double(b[k]));
+    norm += double(b[k]) * double(b[k]);
+  }
+  return norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
+}
+
+}  // namespace gauge_attn::testing
