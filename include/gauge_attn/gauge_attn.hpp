@@ -2,10 +2,12 @@
 #pragma once
 
 #include "attention.hpp"
+#include "backward.hpp"
 #include "belief.hpp"
 #include "config.hpp"
 #include "diagnostics.hpp"
 #include "error.hpp"
+#include "gradients.hpp"
 #include "irreps.hpp"
 #include "kl.hpp"
 #include "lifted.hpp"
