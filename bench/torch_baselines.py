@@ -14,14 +14,21 @@ Methods, each producing the mean message m (B, N, E), heads concatenated in spec
   factorised_torch  the exact factorisation (M8)/(M9) with fp32 PyTorch ops (TF32 off): lift to
                     a = [sym(S + nu nu^T), nu, 1], b = -(1/2 kappa)[sym2(Lambda), -2 Lambda nu, ...],
                     scores = a @ b^T as (B, N, N) per head, causal softmax, w = beta @ nu,
-                    m = R (w + nu_mean). Times the whole forward, lift included.
+                    m = R (w + nu_mean). Times the whole forward, lift included. On W2c it also
+                    returns the covariance message (M9), the diagonal of Sigma^agg (B, N, E).
   sdpa_bf16         torch.nn.functional.scaled_dot_product_attention in bf16 on the lifted features
                     (q = a, k = b, v = nu, zero-padded to a multiple of 8, is_causal, scale = 1),
                     one call per l group. Times only the attention calls (lift and rotation excluded).
 
+Backward: each method is also timed through autograd, forward and backward in one iteration, for
+L = sum(w_mu * m) (+ sum(w_sigma * Sigma^agg) on W2c) with fixed random weights, the weights given
+to autograd as the output gradients. upstream and factorised_torch: gradients with respect to mu,
+sigma, phi and kappa (one value per head); sdpa_bf16: with respect to its q, k and v only.
+
 Usage:
   python3 bench/torch_baselines.py --out results.json                 # all workloads, on cuda
   python3 bench/torch_baselines.py --workloads W1,W2 --out r.json
+  python3 bench/torch_baselines.py --no-backward --out r.json         # forward timings only
   python3 bench/torch_baselines.py --self-test [--device cpu]         # correctness checks only
   python3 bench/torch_baselines.py --device cpu --small --out r.json  # N = 64, B = 2 everywhere
 """
@@ -37,6 +44,7 @@ import statistics
 import sys
 import time
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -54,12 +62,23 @@ SPECS = {  # name -> [(l, heads)], in spec order; dim = 2l + 1
     "single-l9": [(9, 1)],
 }
 
-WORKLOADS = {  # name -> (spec, B, N)
-    "W1": ("upstream", 24, 64),
-    "W2": ("upstream", 8, 4096),
-    "W3": ("higher-rank", 8, 4096),
-    "W4": ("scaled", 4, 8192),
-    "W5": ("upstream", 1, 65536),
+class Workload(NamedTuple):
+    spec: str
+    B: int
+    N: int
+    seed_offset: int  # the beliefs are drawn with --seed + seed_offset
+    covariance: bool = False  # the covariance message too (factorised_torch only)
+    halve_n_on_oom: bool = False  # on OOM the upstream way is tried again at N / 2, down to 256
+
+
+WORKLOADS = {
+    "W1": Workload("upstream", 24, 64, 1),
+    "W2": Workload("upstream", 8, 4096, 2),
+    "W3": Workload("higher-rank", 8, 4096, 3),
+    "W4": Workload("scaled", 4, 8192, 4),
+    "W5": Workload("upstream", 1, 65536, 5),
+    "W2c": Workload("upstream", 8, 4096, 2, covariance=True),  # W2's beliefs
+    "U1": Workload("upstream", 1, 4096, 6, halve_n_on_oom=True),  # a size the upstream backward fits
 }
 
 METHODS = ("upstream", "factorised_torch", "sdpa_bf16")
@@ -70,9 +89,27 @@ TIMED_REGION = {
                 "mask, softmax, clamp, message. Causal mask prebuilt (untimed).",
     "factorised_torch": "whole forward: Wigner-D by matrix_exp (fp64, cast to fp32), pull-back, "
                         "centring, packing of a and b (M8), per head scores (B,N,N) = a @ b^T, mask, "
-                        "softmax, beta @ nu, final rotation (M9). Causal mask prebuilt (untimed).",
+                        "softmax, beta @ nu (on W2c beta @ [nu, sym(S + nu nu^T)]), final rotation (M9) "
+                        "(on W2c also the diagonal of R C R^T). Causal mask prebuilt (untimed).",
     "sdpa_bf16": "only the scaled_dot_product_attention calls (one per l group, bf16, is_causal, "
                  "scale=1); the lift, padding, bf16 cast and final rotation are excluded.",
+}
+
+TIMED_REGION_BACKWARD = {
+    "upstream": "one iteration = the forward above recorded by autograd (mu, sigma, phi and the per-head "
+                "kappa as fp32 leaves requiring grad), then torch.autograd.grad of m with grad_outputs "
+                "w_mu (the gradient of L = sum(w_mu * m)) into mu, sigma, phi, kappa: through the "
+                "message, clamp, softmax, diagonal KL, Omega einsums and both fp32 matrix_exp. The "
+                "backward median times the autograd.grad call alone; forward_backward the whole iteration.",
+    "factorised_torch": "one iteration = the forward above recorded by autograd (mu, sigma, phi and the "
+                        "per-head kappa as fp32 leaves requiring grad), then torch.autograd.grad into mu, "
+                        "sigma, phi, kappa with grad_outputs w_mu (and w_sigma for the covariance message "
+                        "on W2c): through the rotation, beta @ values, softmax, scores, the lift and the "
+                        "fp64 matrix_exp of the Wigner-D. The backward median times the autograd.grad "
+                        "call alone; forward_backward the whole iteration.",
+    "sdpa_bf16": "one iteration = the scaled_dot_product_attention calls on bf16 q, k, v leaves requiring "
+                 "grad (prepared untimed, as for the forward), then torch.autograd.grad of the outputs with "
+                 "random bf16 grad_outputs into q, k, v; the lift and its backward are excluded.",
 }
 
 
@@ -172,6 +209,17 @@ def random_beliefs(spec, B, N, seed, device, dtype=torch.float32):
     return cv(mu), cv(sigma), cv(phi)
 
 
+def kappa_per_head(spec, value, device, dtype=torch.float32):
+    """(H,) one temperature per head, all equal to value (the upstream uses one kappa for all)."""
+    return torch.full((len(heads_of(spec)),), value, dtype=dtype, device=device)
+
+
+def random_weights(shapes, seed, device, dtype=torch.float32):
+    """Fixed N(0, 1) weights of the given shapes: the output gradients of the backward timings."""
+    rng = np.random.default_rng(seed)
+    return [torch.tensor(rng.standard_normal(s), dtype=dtype, device=device) for s in shapes]
+
+
 def causal_mask(N, device):
     """(N, N) bool, True where j > i (masked)."""
     return torch.ones(N, N, dtype=torch.bool, device=device).triu_(1)
@@ -182,7 +230,9 @@ def causal_mask(N, device):
 # --------------------------------------------------------------------------------------------
 
 def upstream_head(mu, sigma, phi, G, kappa, mask, return_kl=False):
-    """mu, sigma (B, N, K); phi (B, N, 3); G (3, K, K) in the working dtype. Returns m (B, N, K)."""
+    """mu, sigma (B, N, K); phi (B, N, 3); G (3, K, K) in the working dtype; kappa a scalar (tensor).
+
+    Returns m (B, N, K)."""
     K = mu.shape[-1]
     A = torch.einsum("bna,akl->bnkl", phi, G)  # (B, N, K, K)
     exp_pos = torch.linalg.matrix_exp(A)
@@ -209,13 +259,13 @@ def upstream_head(mu, sigma, phi, G, kappa, mask, return_kl=False):
 
 
 def upstream_forward(spec, mu, sigma, phi, kappa, mask, progress=None):
-    """(a): (B, N, E), one head at a time. progress (a dict), if given, names the head in hand."""
+    """(a): (B, N, E), one head at a time; kappa (H,). progress (a dict), if given, names the head in hand."""
     outs = []
     for h, (l, off, K) in enumerate(heads_of(spec)):
         if progress is not None:
             progress["at"] = f"head {h} (l{l})"
         G = generators_t(l, mu.dtype, mu.device)
-        outs.append(upstream_head(mu[..., off:off + K], sigma[..., off:off + K], phi, G, kappa, mask))
+        outs.append(upstream_head(mu[..., off:off + K], sigma[..., off:off + K], phi, G, kappa[h], mask))
     return torch.cat(outs, dim=-1)
 
 
@@ -224,7 +274,8 @@ def upstream_forward(spec, mu, sigma, phi, kappa, mask, progress=None):
 # --------------------------------------------------------------------------------------------
 
 def lift_group(mu_g, sig_g, R, kappa):
-    """One l group lifted (M8). mu_g, sig_g (B, N, H, K) diagonal; R (B, N, K, K) in the same dtype.
+    """One l group lifted (M8). mu_g, sig_g (B, N, H, K) diagonal; R (B, N, K, K) in the same dtype;
+    kappa (H,) the group's temperatures.
 
     Returns a, b (B, H, N, P), nu_c (B, H, N, K) centred, nu_mean (B, H, 1, K)."""
     K = mu_g.shape[-1]
@@ -243,21 +294,23 @@ def lift_group(mu_g, sig_g, R, kappa):
     twice = torch.where(iu0 == iu1, 1.0, 2.0).to(mu_g.dtype)  # sym2: off-diagonals doubled
     lam_nu = (Lam @ nu_c[..., None])[..., 0]
     quad = (nu_c * lam_nu).sum(-1, keepdim=True)
-    b = (-0.5 / kappa) * torch.cat([Lam[..., iu0, iu1] * twice, -2.0 * lam_nu, quad + logdet[..., None] - K], dim=-1)
+    key = torch.cat([Lam[..., iu0, iu1] * twice, -2.0 * lam_nu, quad + logdet[..., None] - K], dim=-1)
+    b = (-0.5 / kappa[:, None]) * key  # (B, N, H, P)
     perm = lambda x: x.permute(0, 2, 1, 3).contiguous()
     return perm(a), perm(b), perm(nu_c), nu_mean.permute(0, 2, 1, 3)
 
 
 def lift_all(spec, mu, sigma, phi, kappa):
-    """[(l, H, K, R, a, b, nu_c, nu_mean)] per l group, in the dtype of mu."""
-    out = []
+    """[(l, H, K, R, a, b, nu_c, nu_mean)] per l group, in the dtype of mu; kappa (H,) for all heads."""
+    out, h0 = [], 0
     for l, H, off, K in groups_of(spec):
         B, N = mu.shape[:2]
         R = wigner_d(phi, l).to(mu.dtype)  # (B, N, K, K)
         mu_g = mu[..., off:off + H * K].reshape(B, N, H, K)
         sig_g = sigma[..., off:off + H * K].reshape(B, N, H, K)
-        a, b, nu_c, nu_mean = lift_group(mu_g, sig_g, R, kappa)
+        a, b, nu_c, nu_mean = lift_group(mu_g, sig_g, R, kappa[h0:h0 + H])
         out.append((l, H, K, R, a, b, nu_c, nu_mean))
+        h0 += H
     return out
 
 
@@ -267,20 +320,42 @@ def rotate_out(R, w, nu_mean):
     return m.reshape(m.shape[0], m.shape[1], -1)
 
 
-def factorised_forward(spec, mu, sigma, phi, kappa, mask):
-    """(b): (B, N, E)."""
-    outs = []
+def covariance_out(R, w, msum):
+    """The diagonal of Sigma^agg = R (M - w w^T) R^T (M9), with the centred nu (the mean drops out).
+
+    R (B, N, K, K); w (B, H, N, K); msum (B, H, N, K(K+1)/2) = sum_j beta_ij sym(S_j + nu_j nu_j^T)
+    packed like a. Returns (B, N, H*K)."""
+    K = w.shape[-1]
+    iu0, iu1 = torch.triu_indices(K, K, device=w.device)
+    slot = torch.empty(K, K, dtype=torch.long, device=w.device)  # packed position of entry (p, q)
+    slot[iu0, iu1] = torch.arange(iu0.numel(), device=w.device)
+    slot[iu1, iu0] = slot[iu0, iu1]
+    C = msum[..., slot] - w[..., :, None] * w[..., None, :]  # (B, H, N, K, K)
+    s = torch.einsum("bnkp,bhnpq,bnkq->bnhk", R, C, R)
+    return s.reshape(s.shape[0], s.shape[1], -1)
+
+
+def factorised_forward(spec, mu, sigma, phi, kappa, mask, covariance=False):
+    """(b): m (B, N, E); with covariance, (m, the diagonal of Sigma^agg (B, N, E)). kappa (H,)."""
+    ms, ss = [], []
     for l, H, K, R, a, b, nu_c, nu_mean in lift_all(spec, mu, sigma, phi, kappa):
-        ws = []
+        # values: nu, and for the covariance message also sym(S + nu nu^T), the first entries of a (M9)
+        values = torch.cat([nu_c, a[..., :K * (K + 1) // 2]], dim=-1) if covariance else nu_c
+        xs = []
         for h in range(H):
             scores = a[:, h] @ b[:, h].transpose(-1, -2)  # (B, N, N) = -(KL + row const)/kappa
             scores.masked_fill_(mask, float("-inf"))
             beta = torch.softmax(scores, dim=-1)
             del scores
-            ws.append(beta @ nu_c[:, h])  # (B, N, K)
+            xs.append(beta @ values[:, h])  # (B, N, K) or (B, N, K + K(K+1)/2)
             del beta
-        outs.append(rotate_out(R, torch.stack(ws, dim=1), nu_mean))
-    return torch.cat(outs, dim=-1)
+        x = torch.stack(xs, dim=1)
+        ms.append(rotate_out(R, x[..., :K], nu_mean))
+        if covariance:
+            ss.append(covariance_out(R, x[..., :K], x[..., K:]))
+    if covariance:
+        return torch.cat(ms, dim=-1), torch.cat(ss, dim=-1)
+    return torch.cat(ms, dim=-1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -348,9 +423,12 @@ def expm_antisym(A):
 
 
 def reference_exact(spec, mu, sigma, phi, kappa):
-    """(M4)-(M6) directly, float64, causal: Omega_ij = exp(phi_i.G) exp(-phi_j.G)."""
+    """(M4)-(M7) directly, float64, causal: Omega_ij = exp(phi_i.G) exp(-phi_j.G).
+
+    Returns m and the diagonal of the covariance message Sigma^agg, both (B, N, E)."""
     B, N, E = mu.shape
     m = np.zeros((B, N, E))
+    s = np.zeros((B, N, E))
     for l, off, K in heads_of(spec):
         G = generators_np(l)
         for bb in range(B):
@@ -358,7 +436,7 @@ def reference_exact(spec, mu, sigma, phi, kappa):
             En = [expm_antisym(-np.einsum("a,akl->kl", phi[bb, i], G)) for i in range(N)]
             for i in range(N):
                 mu_i, Si = mu[bb, i, off:off + K], np.diag(sigma[bb, i, off:off + K])
-                kl, mt = [], []
+                kl, mt, second = [], [], []
                 for j in range(i + 1):
                     Om = Ep[i] @ En[j]
                     mu_t = Om @ mu[bb, j, off:off + K]
@@ -368,11 +446,14 @@ def reference_exact(spec, mu, sigma, phi, kappa):
                     kl.append(0.5 * (np.trace(Sinv @ Si) + d @ Sinv @ d - K
                                      + np.linalg.slogdet(St)[1] - np.linalg.slogdet(Si)[1]))
                     mt.append(mu_t)
+                    second.append(St + np.outer(mu_t, mu_t))
                 x = -np.array(kl) / kappa
                 beta = np.exp(x - x.max())
                 beta /= beta.sum()
-                m[bb, i, off:off + K] = beta @ np.array(mt)
-    return m
+                m_i = beta @ np.array(mt)
+                m[bb, i, off:off + K] = m_i
+                s[bb, i, off:off + K] = np.diag(np.einsum("j,jkl->kl", beta, np.array(second)) - np.outer(m_i, m_i))
+    return m, s
 
 
 def reference_upstream(spec, mu, sigma, phi, kappa, G_round=None):
@@ -419,6 +500,79 @@ def _fixture_dir(arg):
     return None
 
 
+GRAD_INPUTS = ("mu", "sigma", "phi", "kappa")
+
+
+def loss_gradients(fn, inputs, weights):
+    """dL/d(inputs) through autograd for L = sum_k sum(weights[k] * outputs[k]), outputs = fn(*inputs).
+
+    The weights enter as the output gradients (a vector-Jacobian product)."""
+    leaves = [x.detach().clone().requires_grad_() for x in inputs]
+    outs = fn(*leaves)
+    return torch.autograd.grad(outs if isinstance(outs, tuple) else (outs,), leaves, grad_outputs=weights)
+
+
+def spread_kappa(spec, device):
+    """(H,) float64 temperatures, distinct per head and proportional to K: the KL of random beliefs
+    grows with K, so that every head's attention stays spread and its dL/dphi, dL/dkappa are not
+    exponentially small (one-hot attention would leave them at the level of rounding)."""
+    hs = heads_of(spec)
+    return torch.tensor([(0.6 + 0.8 * h / max(len(hs) - 1, 1)) * K for h, (l, off, K) in enumerate(hs)],
+                        dtype=torch.float64, device=device)
+
+
+def gradient_checks(device, check, verdict):
+    """(b) differentiated by autograd with respect to mu, sigma, phi and kappa (one value per head)."""
+    # gradcheck in float64, B = 1, N = 5, upstream spec: every entry of every input against finite
+    # differences, without and with the covariance message.
+    spec, N = "upstream", 5
+    mask = causal_mask(N, device)
+    kap = spread_kappa(spec, device)
+    inputs = [*random_beliefs(spec, 1, N, 13, device, torch.float64), kap]
+    for cov in (False, True):
+        fn = lambda *x: factorised_forward(spec, *x, mask, covariance=cov)
+        leaves = [x.clone().requires_grad_() for x in inputs]
+        ok = torch.autograd.gradcheck(fn, leaves, eps=1e-6, atol=1e-7, rtol=1e-6, raise_exception=False)
+        verdict(f"{spec}: (b) torch.autograd.gradcheck in fp64, B=1, N=5, (mu, sigma, phi, kappa) -> "
+                f"{'(m, diag Sigma^agg)' if cov else 'm'} (eps 1e-6, atol 1e-7, rtol 1e-6)", ok)
+
+    # fp32 gradients (what the benchmark times) against fp64 ones, and against float64 central
+    # differences of L at two entries per input: the largest gradient and one drawn at random.
+    B, N = 2, 6
+    mask = causal_mask(N, device)
+    rng = np.random.default_rng(16)
+    for spec in SPECS:
+        E = embed_dim(spec)
+        kap = spread_kappa(spec, device)
+        x64 = [*random_beliefs(spec, B, N, 14, device, torch.float64), kap]
+        w64 = random_weights([(B, N, E), (B, N, E)], 15, device, torch.float64)
+        fn = lambda *x: factorised_forward(spec, *x, mask, covariance=True)
+        g64 = loss_gradients(fn, x64, w64)
+        g32 = loss_gradients(fn, [x.float() for x in x64], [w.float() for w in w64])
+
+        def loss64(xs):
+            with torch.no_grad():
+                return sum(float((w * o).sum()) for w, o in zip(w64, fn(*xs)))
+
+        for k, name in enumerate(GRAD_INPUTS):
+            scale = float(g64[k].abs().max())
+            check(f"{spec}: (b) dL/d{name} fp32 vs fp64 autograd, max |dg| / max |g|",
+                  float((g32[k].double() - g64[k]).abs().max()) / scale, 1e-5)
+            fd_err32 = fd_err64 = 0.0
+            for idx in (int(g64[k].abs().argmax()), int(rng.integers(g64[k].numel()))):
+                h = 1e-5
+                plus, minus = [x.clone() for x in x64], [x.clone() for x in x64]
+                plus[k].view(-1)[idx] += h
+                minus[k].view(-1)[idx] -= h
+                fd = (loss64(plus) - loss64(minus)) / (2 * h)
+                fd_err32 = max(fd_err32, abs(float(g32[k].view(-1)[idx]) - fd) / scale)
+                fd_err64 = max(fd_err64, abs(float(g64[k].view(-1)[idx]) - fd) / scale)
+            check(f"{spec}: (b) dL/d{name} fp32 autograd vs fp64 central difference (2 entries), / max |g|",
+                  fd_err32, 1e-5)
+            check(f"{spec}: (b) dL/d{name} fp64 autograd vs fp64 central difference (2 entries), / max |g|",
+                  fd_err64, 1e-8)
+
+
 def self_test(device, fixture_arg=None):
     results = []
 
@@ -429,6 +583,10 @@ def self_test(device, fixture_arg=None):
 
     def info(name, err):
         print(f"  [info] {name}: {err:.3e}")
+
+    def verdict(name, ok):
+        results.append(bool(ok))
+        print(f"  [{'PASS' if ok else 'FAIL'}] {name}")
 
     print(f"self-test on {device} (torch {torch.__version__})")
 
@@ -472,15 +630,19 @@ def self_test(device, fixture_arg=None):
     for spec in SPECS:
         mu64, sig64, phi64 = random_beliefs(spec, B, N, 11, "cpu", torch.float64)
         mu_n, sig_n, phi_n = mu64.numpy(), sig64.numpy(), phi64.numpy()
-        ref_exact = reference_exact(spec, mu_n, sig_n, phi_n, kappa)
+        ref_exact, ref_cov = reference_exact(spec, mu_n, sig_n, phi_n, kappa)
         ref_up, _ = reference_upstream(spec, mu_n, sig_n, phi_n, kappa)
         mu32, sig32, phi32 = (x.to(device, torch.float32) for x in (mu64, sig64, phi64))
+        in64 = [x.to(device) for x in (mu64, sig64, phi64)]
+        kap32, kap64 = kappa_per_head(spec, kappa, device), kappa_per_head(spec, kappa, device, torch.float64)
         with torch.no_grad():
-            mb = factorised_forward(spec, mu32, sig32, phi32, kappa, mask).double().cpu().numpy()
-            mb64 = factorised_forward(spec, *(x.to(device) for x in (mu64, sig64, phi64)), kappa, mask)
-            ma = upstream_forward(spec, mu32, sig32, phi32, kappa, mask).double().cpu().numpy()
-            ma64 = upstream_forward(spec, *(x.to(device) for x in (mu64, sig64, phi64)), kappa, mask)
-            lifted32 = lift_all(spec, mu32, sig32, phi32, kappa)
+            mb = factorised_forward(spec, mu32, sig32, phi32, kap32, mask).double().cpu().numpy()
+            mb64 = factorised_forward(spec, *in64, kap64, mask)
+            sb = factorised_forward(spec, mu32, sig32, phi32, kap32, mask, covariance=True)[1]
+            sb64 = factorised_forward(spec, *in64, kap64, mask, covariance=True)[1]
+            ma = upstream_forward(spec, mu32, sig32, phi32, kap32, mask).double().cpu().numpy()
+            ma64 = upstream_forward(spec, *in64, kap64, mask)
+            lifted32 = lift_all(spec, mu32, sig32, phi32, kap32)
             mc32 = sdpa_message(lifted32, sdpa_call(sdpa_inputs(lifted32, torch.float32, "qk")))
             mc32 = mc32.double().cpu().numpy()
             mc_min = sdpa_message(lifted32, sdpa_call(sdpa_inputs(lifted32, torch.float32, "min")))
@@ -490,6 +652,10 @@ def self_test(device, fixture_arg=None):
         check(f"{spec}: (b) factorised_torch fp32 vs direct (M4) fp64, max |dm|", np.abs(mb - ref_exact).max(), 1e-4)
         check(f"{spec}: (b) factorised_torch fp64 vs direct (M4) fp64, max |dm|",
               np.abs(mb64.cpu().numpy() - ref_exact).max(), 1e-10)
+        check(f"{spec}: (b) covariance message fp32 vs direct (M7) fp64, max |d diag Sigma^agg|",
+              np.abs(sb.double().cpu().numpy() - ref_cov).max(), 1e-4)
+        check(f"{spec}: (b) covariance message fp64 vs direct (M7) fp64, max |d diag Sigma^agg|",
+              np.abs(sb64.cpu().numpy() - ref_cov).max(), 1e-10)
         check(f"{spec}: (a) upstream fp32 vs per-pair loop of section 6 fp64, max |dm|", np.abs(ma - ref_up).max(), 1e-5)
         check(f"{spec}: (a) upstream fp64 vs per-pair loop of section 6 fp64, max |dm|",
               np.abs(ma64.cpu().numpy() - ref_up).max(), 1e-12)
@@ -499,6 +665,8 @@ def self_test(device, fixture_arg=None):
               np.abs(mc_min - ref_exact).max(), 1e-4)
         info(f"{spec}: (c) SDPA in bf16 vs direct (M4), max |dm|", np.abs(mc16 - ref_exact).max())
         info(f"{spec}: upstream diagonal approximation vs exact (M4), max |dm|", np.abs(ref_up - ref_exact).max())
+
+    gradient_checks(device, check, verdict)
 
     # Optional: (a) in float64 with float32-rounded generators against the upstream project's own
     # KL matrices (diag_exact; its KL is mask-independent, so the comparison is of KL only).
@@ -516,7 +684,7 @@ def self_test(device, fixture_arg=None):
         with torch.no_grad():
             for h, (l, off, K) in enumerate(heads_of("upstream")):
                 G = torch.tensor(generators_np(l).astype(np.float32), dtype=torch.float64, device=device)
-                _, kl = upstream_head(t(mu[..., off:off + K]), t(sig[..., off:off + K]), t(phi), G, 0.43,
+                _, kl = upstream_head(t(mu[..., off:off + K]), t(sig[..., off:off + K]), t(phi), G, t(0.43),
                                       causal_mask(Nf, device), return_kl=True)
                 err = max(err, np.abs(kl.cpu().numpy() - kl_fix[:, h]).max())
         check(f"(a) in fp64 vs the upstream project's diag_exact KL ({fx})", err, 1e-10)
@@ -544,67 +712,83 @@ def free_memory(device):
         torch.cuda.empty_cache()
 
 
-class Timer:
-    """Milliseconds of one call: CUDA events on a GPU, perf_counter on the CPU."""
+class Clock:
+    """Milliseconds of one call, split at the marks the call sets: CUDA events on a GPU (recorded in
+    the stream between the kernels), perf_counter on the CPU."""
 
     def __init__(self, device):
         self.cuda = device.type == "cuda"
+        self.marks = []
+
+    def mark(self):
         if self.cuda:
-            self.t0 = torch.cuda.Event(enable_timing=True)
-            self.t1 = torch.cuda.Event(enable_timing=True)
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            self.marks.append(event)
+        else:
+            self.marks.append(time.perf_counter())
 
     def __call__(self, fn):
+        """Runs fn(self); returns the milliseconds of each part between its start, marks and end."""
+        self.marks = []
+        self.mark()
+        out = fn(self)
+        self.mark()
         if self.cuda:
-            self.t0.record()
-            out = fn()
-            self.t1.record()
-            self.t1.synchronize()
-            ms = self.t0.elapsed_time(self.t1)
+            self.marks[-1].synchronize()
+            ms = [a.elapsed_time(b) for a, b in zip(self.marks, self.marks[1:])]
         else:
-            s = time.perf_counter()
-            out = fn()
-            ms = (time.perf_counter() - s) * 1e3
+            ms = [(b - a) * 1e3 for a, b in zip(self.marks, self.marks[1:])]
         del out
         return ms
 
 
-def bench_one(device, setup, run, args):
-    """setup() -> state (untimed); run(state) -> output (timed). Returns a dict of results."""
+def bench_one(device, setup, run, args, parts=("forward",)):
+    """setup() -> state (untimed); run(state, clock) -> output (timed; clock.mark() between parts).
+
+    Returns a dict of results; the median, min and max are of the whole call, and with several
+    parts part_median_ms holds each part's own median over the same repetitions."""
     res = {"median_ms": None, "reps": 0, "status": "ok"}
     state = None
     start = time.perf_counter()
-    timer = Timer(device)
+    clock = Clock(device)
+    call = lambda: clock(lambda c: run(state, c))
     stage = "setup"
     try:
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         state = setup()
         stage = "warm-up"
-        first = timer(lambda: run(state))
+        first = sum(call())
         res["first_call_ms"] = round(first, 3)
         if first > args.skip_seconds * 1e3:
             res["status"] = "skipped: too slow"
             return res
+        # A slow call is its own warm-up and needs fewer repetitions.
+        slow = first > args.slow_seconds * 1e3
+        min_reps = args.slow_min_reps if slow else args.min_reps
         warm = 1
-        # The remaining warm-ups; skipped when one call already takes a noticeable share of the cap.
-        while warm < args.warmup and first < 0.1 * args.max_seconds * 1e3:
-            timer(lambda: run(state))
+        while warm < args.warmup and not slow:
+            call()
             warm += 1
         res["warmups"] = warm
         stage = "timed repetitions"
         times = []
         t_rep = time.perf_counter()
         while len(times) < args.max_reps:
-            if len(times) >= args.min_reps and time.perf_counter() - t_rep >= args.min_seconds:
+            if len(times) >= min_reps and time.perf_counter() - t_rep >= args.min_seconds:
                 break
             if times and time.perf_counter() - start >= args.max_seconds:
                 break
-            times.append(timer(lambda: run(state)))
+            times.append(call())
+        totals = [sum(t) for t in times]
         res["reps"] = len(times)
-        res["median_ms"] = round(statistics.median(times), 4)
-        res["min_ms"] = round(min(times), 4)
-        res["max_ms"] = round(max(times), 4)
-        if len(times) < args.min_reps:
+        res["median_ms"] = round(statistics.median(totals), 4)
+        res["min_ms"] = round(min(totals), 4)
+        res["max_ms"] = round(max(totals), 4)
+        if len(parts) > 1:
+            res["part_median_ms"] = {p: round(statistics.median(t[k] for t in times), 4) for k, p in enumerate(parts)}
+        if len(times) < min_reps:
             res["status"] = f"ok (capped at {args.max_seconds:g} s)"
     except Exception as e:  # noqa: BLE001 -- OOM is recorded, anything else too (with its message)
         if is_oom(e):
@@ -621,28 +805,79 @@ def bench_one(device, setup, run, args):
     return res
 
 
-def run_workload(wname, spec, B, N, seed, device, methods, args):
+def method_runs(method, spec, inputs, N, covariance, weight_seed, device, args):
+    """(setup, run) of the forward and of forward + backward for bench_one, and what gets gradients.
+
+    inputs = (mu, sigma, phi, kappa). The backward is torch.autograd.grad with fixed random output
+    gradients: the gradient of L = sum(w * outputs)."""
+    if method == "sdpa_bf16":
+        def setup():
+            lifted = lift_all(spec, *inputs)
+            groups = sdpa_inputs(lifted, torch.bfloat16, args.sdpa_v_pad)
+            del lifted
+            return {"groups": groups}
+
+        def grad_setup():
+            st = setup()
+            st["leaves"] = [x.requires_grad_() for group in st["groups"] for x in group]
+            st["weights"] = random_weights([v.shape for q, k, v in st["groups"]], weight_seed, device, torch.bfloat16)
+            return st
+
+        def grad_run(st, clock):
+            outs = sdpa_call(st["groups"])
+            clock.mark()
+            st["at"] = "backward"
+            return torch.autograd.grad(outs, st["leaves"], grad_outputs=st["weights"])
+
+        return (setup, lambda st, clock: sdpa_call(st["groups"])), (grad_setup, grad_run), ["q", "k", "v"]
+
+    if method == "upstream":
+        forward = lambda st, x: upstream_forward(spec, *x, st["mask"], progress=st)
+    else:
+        forward = lambda st, x: factorised_forward(spec, *x, st["mask"], covariance=covariance)
+    setup = lambda: {"mask": causal_mask(N, device)}
+    mu = inputs[0]
+
+    def grad_setup():
+        shapes = [mu.shape] * (2 if covariance else 1)  # m, and the diagonal of Sigma^agg
+        return {"mask": causal_mask(N, device), "leaves": [x.detach().requires_grad_() for x in inputs],
+                "weights": random_weights(shapes, weight_seed, device)}
+
+    def grad_run(st, clock):
+        outs = forward(st, st["leaves"])
+        clock.mark()
+        st["at"] = "backward"
+        return torch.autograd.grad(outs if isinstance(outs, tuple) else (outs,), st["leaves"],
+                                   grad_outputs=st["weights"])
+
+    return (setup, lambda st, clock: forward(st, inputs)), (grad_setup, grad_run), list(GRAD_INPUTS)
+
+
+def grad_fields(res):
+    """bench_one's results of forward + backward, named beside the forward's in a result entry."""
+    parts = res.get("part_median_ms", {})
+    out = {"backward_median_ms": parts.get("backward"), "forward_backward_median_ms": res["median_ms"],
+           "grad_forward_median_ms": parts.get("forward"), "grad_status": res["status"], "grad_reps": res["reps"]}
+    for k in ("min_ms", "max_ms"):
+        if k in res:
+            out["forward_backward_" + k] = res[k]
+    for k in ("first_call_ms", "warmups", "peak_mem_gib", "wall_s", "failed_at"):
+        if k in res:
+            out["grad_" + k] = res[k]
+    return out
+
+
+def run_workload(wname, wl, B, N, seed, device, methods, args):
     entries = []
     kappa = 1.0
     for method in methods:
         free_memory(device)
-        mu, sigma, phi = random_beliefs(spec, B, N, seed, device)
+        mu, sigma, phi = random_beliefs(wl.spec, B, N, seed, device)
+        inputs = (mu, sigma, phi, kappa_per_head(wl.spec, kappa, device))
+        (setup, run), (grad_setup, grad_run), grads_wrt = method_runs(
+            method, wl.spec, inputs, N, wl.covariance, seed + 100, device, args)
 
-        if method == "upstream":
-            setup = lambda: {"mask": causal_mask(N, device)}
-            run = lambda st: upstream_forward(spec, mu, sigma, phi, kappa, st["mask"], progress=st)
-        elif method == "factorised_torch":
-            setup = lambda: {"mask": causal_mask(N, device)}
-            run = lambda st: factorised_forward(spec, mu, sigma, phi, kappa, st["mask"])
-        else:
-            def setup():
-                lifted = lift_all(spec, mu, sigma, phi, kappa)
-                groups = sdpa_inputs(lifted, torch.bfloat16, args.sdpa_v_pad)
-                del lifted
-                return {"groups": groups}
-            run = lambda st: sdpa_call(st["groups"])
-
-        print(f"{wname} {spec} B={B} N={N} {method} ...", flush=True)
+        print(f"{wname} {wl.spec} B={B} N={N} {method} ...", flush=True)
         with torch.no_grad():
             res = bench_one(device, setup, run, args)
             if method == "sdpa_bf16" and res["status"].startswith("ok"):
@@ -656,28 +891,44 @@ def run_workload(wname, spec, B, N, seed, device, methods, args):
                         res["sdpa_backends_accepting"] = f"probe failed: {type(e).__name__}"
                     free_memory(device)
                 try:  # accuracy of bf16 SDPA on this workload, against (b) in fp32
-                    lifted = lift_all(spec, mu, sigma, phi, kappa)
+                    lifted = lift_all(wl.spec, *inputs)
                     m_c = sdpa_message(lifted, sdpa_call(sdpa_inputs(lifted, torch.bfloat16, args.sdpa_v_pad)))
                     del lifted
-                    m_b = factorised_forward(spec, mu, sigma, phi, kappa, causal_mask(N, device))
+                    m_b = factorised_forward(wl.spec, *inputs, causal_mask(N, device))
                     res["max_abs_dm_vs_factorised_torch"] = float((m_c - m_b).abs().max())
                     del m_c, m_b
                 except Exception as e:  # noqa: BLE001
                     res["max_abs_dm_vs_factorised_torch"] = f"not measured: {type(e).__name__}"
                 free_memory(device)
-        entry = {"workload": wname, "spec": spec, "irreps": spec_string(spec), "E": embed_dim(spec),
-                 "heads": len(heads_of(spec)), "B": B, "N": N, "method": method}
+        entry = {"workload": wname, "spec": wl.spec, "irreps": spec_string(wl.spec), "E": embed_dim(wl.spec),
+                 "heads": len(heads_of(wl.spec)), "B": B, "N": N, "method": method,
+                 "covariance_message": wl.covariance}
         entry.update(res)
-        entries.append(entry)
-        print(f"    -> {entry['status']}, median {entry['median_ms']} ms over {entry['reps']} reps "
+        print(f"    forward -> {entry['status']}, median {entry['median_ms']} ms over {entry['reps']} reps "
               f"({entry['wall_s']} s)", flush=True)
-        del mu, sigma, phi
+        if not args.no_backward:
+            if res["status"] == "OOM" or res["status"].startswith("skipped"):
+                entry.update({"backward_median_ms": None, "forward_backward_median_ms": None,
+                              "grad_status": res["status"], "grad_failed_at": "not run: the forward alone failed"})
+            else:
+                with torch.enable_grad():
+                    gres = bench_one(device, grad_setup, grad_run, args, parts=("forward", "backward"))
+                entry.update(grad_fields(gres))
+                entry["grads_wrt"] = grads_wrt
+            print(f"    forward+backward -> {entry['grad_status']}, median {entry['forward_backward_median_ms']} ms "
+                  f"(backward {entry['backward_median_ms']} ms) over {entry.get('grad_reps', 0)} reps "
+                  f"({entry.get('grad_wall_s', 0)} s)", flush=True)
+        entries.append(entry)
+        del mu, sigma, phi, inputs
     free_memory(device)
     return entries
 
 
 def print_table(entries):
-    cols = ["workload", "spec", "B", "N", "method", "median_ms", "reps", "status"]
+    cols = ["workload", "spec", "B", "N", "method", "median_ms", "reps", "status",
+            "backward_median_ms", "forward_backward_median_ms", "grad_reps", "grad_status"]
+    if not any("grad_status" in e for e in entries):
+        cols = cols[:8]
     rows = [[str(e.get(c)) if e.get(c) is not None else "-" for c in cols] for e in entries]
     widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
     line = lambda r: "  ".join(x.ljust(w) for x, w in zip(r, widths))
@@ -690,17 +941,22 @@ def print_table(entries):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda", help="cuda (default), cuda:1, cpu")
-    p.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated subset of W1..W5")
+    p.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated subset of " + ",".join(WORKLOADS))
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ",".join(METHODS))
     p.add_argument("--out", help="write the results as JSON to this file")
     p.add_argument("--small", action="store_true", help="N = 64 and B = 2 for every workload (checking runs)")
+    p.add_argument("--no-backward", action="store_true", help="time the forward only")
     p.add_argument("--self-test", action="store_true", help="run the correctness checks and exit")
     p.add_argument("--fixture", help="the upstream parity fixture folder (self-test; found automatically if beside)")
-    p.add_argument("--seed", type=int, default=20251227, help="base seed; workload Wk uses seed + k")
+    p.add_argument("--seed", type=int, default=20251227,
+                   help="base seed; workload Wk uses seed + k (W2c: W2's, U1: seed + 6), its weights seed + 100 + k")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--min-reps", type=int, default=10)
     p.add_argument("--min-seconds", type=float, default=0.5)
     p.add_argument("--max-reps", type=int, default=50)
+    p.add_argument("--slow-seconds", type=float, default=1.0,
+                   help="a first call slower than this is the only warm-up, and --slow-min-reps suffice")
+    p.add_argument("--slow-min-reps", type=int, default=3)
     p.add_argument("--max-seconds", type=float, default=60.0, help="cap per method-workload, warm-ups included")
     p.add_argument("--skip-seconds", type=float, default=30.0, help="skip when the first warm-up call exceeds this")
     p.add_argument("--sdpa-v-pad", choices=["qk", "min"], default="qk",
@@ -748,19 +1004,41 @@ def main():
                    "warmups": args.warmup, "min_reps": args.min_reps, "min_seconds": args.min_seconds,
                    "max_reps": args.max_reps, "max_seconds_per_method_workload": args.max_seconds,
                    "skip_if_first_call_over_s": args.skip_seconds, "statistic": "median",
-                   "note": "the remaining warm-ups are skipped when the first call exceeds 10% of "
-                           "max_seconds; max_seconds counts from the first warm-up; at least one rep"},
+                   "slow_if_first_call_over_s": args.slow_seconds, "min_reps_if_slow": args.slow_min_reps,
+                   "note": "a first call (the first warm-up) slower than slow_if_first_call_over_s is the only "
+                           "warm-up and min_reps_if_slow replaces min_reps; max_seconds counts from the setup; "
+                           "at least one rep. Forward and forward + backward are timed separately, each "
+                           "under these rules; the backward median is that of the backward part of the "
+                           "forward + backward iterations (a CUDA event between the two parts)."},
+        "workloads": {w: {"spec": WORKLOADS[w].spec, "B": WORKLOADS[w].B, "N": WORKLOADS[w].N,
+                          "covariance_message": WORKLOADS[w].covariance} for w in wanted},
         "timed_region": {m: TIMED_REGION[m] for m in methods},
     }
+    if not args.no_backward:
+        meta["backward"] = {
+            "loss": "L = sum(w_mu * m), plus sum(w_sigma * diag Sigma^agg) on W2c; w ~ N(0, 1) fixed "
+                    "(seed + 100 + k), given to torch.autograd.grad as grad_outputs",
+            "grads_wrt": {"upstream": list(GRAD_INPUTS), "factorised_torch": list(GRAD_INPUTS),
+                          "sdpa_bf16": ["q", "k", "v"]},
+            "kappa": "a (H,) fp32 tensor, one value per head (all 1.0), requiring grad",
+            "timed_region": {m: TIMED_REGION_BACKWARD[m] for m in methods},
+        }
     print(f"torch {meta['torch_version']} on {meta['device_name']} ({device}), {meta['date_utc']}", flush=True)
 
     entries = []
     t0 = time.perf_counter()
     for w in wanted:
-        spec, B, N = WORKLOADS[w]
-        if args.small:
-            B, N = 2, 64
-        entries += run_workload(w, spec, B, N, args.seed + int(w[1:]), device, methods, args)
+        wl = WORKLOADS[w]
+        B, N = (2, 64) if args.small else (wl.B, wl.N)
+        seed = args.seed + wl.seed_offset
+        ms = [m for m in methods if m == "factorised_torch" or not wl.covariance]
+        entries += run_workload(w, wl, B, N, seed, device, ms, args)
+        # U1: the largest N (halving) at which the upstream way's forward and backward both fit.
+        while wl.halve_n_on_oom and N >= 512 and any(
+                e["method"] == "upstream" and e["N"] == N and "OOM" in (e["status"], e.get("grad_status"))
+                for e in entries if e["workload"] == w):
+            N //= 2
+            entries += run_workload(w, wl, B, N, seed, device, ["upstream"], args)
         if args.out:  # rewrite after every workload so a killed run keeps what it measured
             with open(args.out, "w") as f:
                 json.dump({"meta": meta, "results": entries}, f, indent=1)
