@@ -361,82 +361,120 @@ void exact_forward(const BeliefView<Scalar>& q, const AttentionOptions& opt, con
   if (opt.kl_statistics) r.kl_statistics = lifted_kl_statistics(lifted.data(), H, kappa);
 }
 
+/// The β floor of the upstream mode (§6): weights below it are raised to it, without renormalisation.
+inline constexpr double upstream_beta_floor = 1e-8;
+
+/// One (sequence, head) of the upstream mode (§6), every pair i, j < n: per token the two
+/// exponentials of A_i = φ_i·G (float32-rounded generators; I under identity_transport) and the
+/// belief in double, and the clamped KL matrix.
+struct UpstreamHead {
+  std::vector<Eigen::MatrixXd> fwd, inv;  // exp(A_i), exp(−A_i)
+  std::vector<Eigen::VectorXd> mu;
+  std::vector<Eigen::MatrixXd> cov;       // Σ_i, diagonal beliefs expanded
+  std::vector<double> kl;                 // (n, n)
+
+  Eigen::MatrixXd omega(int i, int j) const { return fwd[i] * inv[j]; }  // Ω_ij (M3)
+};
+
+/// The UpstreamHead of sequence b, head h (n valid tokens); full blocks are checked as they are read.
+template <class Scalar>
+UpstreamHead upstream_head(const BeliefView<Scalar>& q, const AttentionOptions& opt, int b, int n, int h,
+                           const HeadInfo& head) {
+  using Eigen::MatrixXd;
+  const int K = head.dim;
+  const bool diagonal = q.covariance == Covariance::diagonal;
+  const Generators& G = upstream_generators(head.l);
+  auto expm = [&](const MatrixXd& A) {
+    return opt.exponential == UpstreamExponential::taylor4 ? expm_taylor4(A) : expm_pade(A);
+  };
+  UpstreamHead s{std::vector<MatrixXd>(n), std::vector<MatrixXd>(n), std::vector<Eigen::VectorXd>(n),
+                 std::vector<MatrixXd>(n), std::vector<double>(std::size_t(n) * n)};
+  for (int i = 0; i < n; ++i) {
+    const MatrixXd A = algebra_element(G, q.frame(b, i));
+    s.fwd[i] = opt.identity_transport ? MatrixXd::Identity(K, K) : expm(A);
+    s.inv[i] = opt.identity_transport ? MatrixXd::Identity(K, K) : expm(-A);
+    s.mu[i] = q.mean(b, i, head.offset, K).template cast<double>();
+    s.cov[i] = q.covariance_block(b, i, head.offset, K);
+    if (!diagonal) check_covariance_block(s.cov[i], b, i, h, head.l);
+  }
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) {
+      const MatrixXd omega = s.omega(i, j);
+      s.kl[std::size_t(i) * n + j] =
+          diagonal ? kl_upstream_diagonal(s.mu[i], s.cov[i].diagonal(), s.mu[j], s.cov[j].diagonal(), omega)
+                   : kl_upstream_full(s.mu[i], s.cov[i], s.mu[j], s.cov[j], omega);
+    }
+  return s;
+}
+
+/// Σ_j exp(x_j − max) and Σ_j exp(x_j − max)(x_j − max) over a row's allowed keys.
+struct SoftmaxSums {
+  double total = 0, weighted_logit = 0;
+};
+
+/// Row i of (M5) in the upstream mode: p_j = softmax_j(−KL_ij/κ + bias_ij) over the allowed keys
+/// and 0 for the others, before the β floor; kl_row holds KL_i0 … KL_i(n−1).
+inline SoftmaxSums upstream_softmax(const MaskSpec& mask, const double* kl_row, double kappa, int i, int n,
+                                    double* p) {
+  const KeyRange keys = key_range(mask, i, n);
+  double top = -std::numeric_limits<double>::infinity();
+  for (int j = keys.begin; j < keys.end; ++j)
+    if (keys.allows(j)) top = std::max(top, -kl_row[j] / kappa + logit_bias(mask, i, j));
+  SoftmaxSums sums;
+  for (int j = 0; j < n; ++j) {
+    p[j] = 0;
+    if (!keys.allows(j)) continue;
+    const double x = -kl_row[j] / kappa + logit_bias(mask, i, j) - top;
+    p[j] = std::exp(x);
+    sums.total += p[j];
+    sums.weighted_logit += p[j] * x;
+  }
+  for (int j = 0; j < n; ++j) p[j] /= sums.total;
+  return sums;
+}
+
 template <class Spec, class Scalar>
 void upstream_forward(const BeliefView<Scalar>& q, const AttentionOptions& opt, const std::vector<double>& kappa,
                       const std::vector<int>& lengths, AttentionResult<Scalar>& r) {
   using Eigen::MatrixXd;
   using Eigen::VectorXd;
   constexpr int H = Spec::num_heads;
-  constexpr double beta_floor = 1e-8;
   const int B = q.batch;
   const bool diagonal = q.covariance == Covariance::diagonal;
   std::vector<RowStatisticsAccumulator> per_head;
   for (int b = 0; b < B; ++b)
-    for (int h = 0; h < H; ++h) per_head.emplace_back(lengths[b], beta_floor);
-  std::vector<RunningMoments> kl_pairs(H);  // sequence 0, per head: summed after
-  std::vector<std::vector<double>> kl_first(H);
+    for (int h = 0; h < H; ++h) per_head.emplace_back(lengths[b], upstream_beta_floor);
+  std::vector<std::vector<double>> kl_first(H);  // sequence 0, per head: summed after
   parallel_for(std::int64_t(B) * H, [&](std::int64_t t) {
     const int b = int(t / H), h = int(t % H), n = lengths[b];
     const HeadInfo head = Spec::head(h);
     const int K = head.dim;
-    const Generators& G = upstream_generators(head.l);
-    auto expm = [&](const MatrixXd& A) {
-      return opt.exponential == UpstreamExponential::taylor4 ? expm_taylor4(A) : expm_pade(A);
-    };
-    std::vector<MatrixXd> fwd(n), inv(n);
-    std::vector<VectorXd> mu(n);
-    std::vector<MatrixXd> cov(n);
-    for (int i = 0; i < n; ++i) {
-      const MatrixXd A = algebra_element(G, q.frame(b, i));
-      fwd[i] = opt.identity_transport ? MatrixXd::Identity(K, K) : expm(A);
-      inv[i] = opt.identity_transport ? MatrixXd::Identity(K, K) : expm(-A);
-      mu[i] = q.mean(b, i, head.offset, K).template cast<double>();
-      cov[i] = q.covariance_block(b, i, head.offset, K);
-      if (!diagonal) check_covariance_block(cov[i], b, i, h, head.l);
-    }
-    std::vector<double> kl(std::size_t(n) * n);
-    for (int i = 0; i < n; ++i)
-      for (int j = 0; j < n; ++j) {
-        const MatrixXd omega = fwd[i] * inv[j];
-        kl[std::size_t(i) * n + j] =
-            diagonal ? kl_upstream_diagonal(mu[i], cov[i].diagonal(), mu[j], cov[j].diagonal(), omega)
-                     : kl_upstream_full(mu[i], cov[i], mu[j], cov[j], omega);
-      }
+    UpstreamHead s = upstream_head(q, opt, b, n, h, head);
     std::vector<double> beta(n);
     for (int i = 0; i < n; ++i) {
       const KeyRange keys = key_range(opt.mask, i, n);
-      double top = -std::numeric_limits<double>::infinity();
-      for (int j = keys.begin; j < keys.end; ++j)
-        if (keys.allows(j)) top = std::max(top, -kl[std::size_t(i) * n + j] / kappa[h] + logit_bias(opt.mask, i, j));
-      double total = 0, weighted_logit = 0;
-      for (int j = 0; j < n; ++j) {
-        beta[j] = 0;
-        if (!keys.allows(j)) continue;
-        const double x = -kl[std::size_t(i) * n + j] / kappa[h] + logit_bias(opt.mask, i, j) - top;
-        beta[j] = std::exp(x);
-        total += beta[j];
-        weighted_logit += beta[j] * x;
-      }
+      const double* kl = &s.kl[std::size_t(i) * n];
+      const SoftmaxSums sums = upstream_softmax(opt.mask, kl, kappa[h], i, n, beta.data());
       double sum_off = 0, sumsq_off = 0, energy = 0;
       for (int j = 0; j < n; ++j) {
-        beta[j] = std::max(beta[j] / total, beta_floor);  // upstream: clamp, no renormalisation
-        energy += beta[j] * kl[std::size_t(i) * n + j];  // every key, masked ones at the floor (G1)
+        beta[j] = std::max(beta[j], upstream_beta_floor);  // upstream: clamp, no renormalisation
+        energy += beta[j] * kl[j];  // every key, masked ones at the floor (G1)
         if (keys.allows(j) && j != i) {
           sum_off += beta[j];
           sumsq_off += beta[j] * beta[j];
         }
       }
-      per_head[t].add_row(keys, i, sum_off, sumsq_off, std::log(total) - weighted_logit / total);
+      per_head[t].add_row(keys, i, sum_off, sumsq_off, std::log(sums.total) - sums.weighted_logit / sums.total);
       if (opt.attention_energy) r.energy[r.row_index(b, h, i)] = Scalar(energy);
       // Messages over every key, masked ones at their clamped weight, as upstream does.
       VectorXd m = VectorXd::Zero(K);
       MatrixXd second = MatrixXd::Zero(K, K);
       for (int j = 0; j < n; ++j) {
-        const MatrixXd omega = fwd[i] * inv[j];
-        const VectorXd mt = omega * mu[j];
+        const MatrixXd omega = s.omega(i, j);
+        const VectorXd mt = omega * s.mu[j];
         m += beta[j] * mt;
         if (!opt.covariance_message) continue;
-        MatrixXd St = omega * cov[j] * omega.transpose();
+        MatrixXd St = omega * s.cov[j] * omega.transpose();
         if (diagonal) St = MatrixXd(St.diagonal().asDiagonal());
         second += beta[j] * (St + mt * mt.transpose());
       }
@@ -445,11 +483,11 @@ void upstream_forward(const BeliefView<Scalar>& q, const AttentionOptions& opt, 
       if (opt.covariance_message) store_covariance(r, b, i, head.offset, MatrixXd(second - m * m.transpose()));
       if (opt.return_matrices)
         for (int j = 0; j < n; ++j) {
-          r.kl[r.pair_index(b, h, i, j)] = Scalar(kl[std::size_t(i) * n + j]);
+          r.kl[r.pair_index(b, h, i, j)] = Scalar(kl[j]);
           r.beta[r.pair_index(b, h, i, j)] = Scalar(beta[j]);
         }
     }
-    if (b == 0 && opt.kl_statistics) kl_first[h] = std::move(kl);
+    if (b == 0 && opt.kl_statistics) kl_first[h] = std::move(s.kl);
   });
   for (std::size_t k = 0; k < per_head.size(); ++k) r.row_statistics[k] = per_head[k].result();
   if (opt.kl_statistics) {

@@ -12,6 +12,11 @@
 
 namespace gauge_attn {
 
+namespace detail {
+inline constexpr double upstream_variance_floor = 1e-6;  // σ ≥ 1e-6 in the diagonal mode (§6)
+inline constexpr double upstream_epsilon = 1e-8;         // ε·I added in the full mode (§6)
+}  // namespace detail
+
 /// KL(N(μ_i, Σ_i) ‖ N(μ_t, Σ_t)) between two Gaussians of one head.
 inline double kl_gaussian(const Eigen::VectorXd& mu_i, const Eigen::MatrixXd& Sigma_i, const Eigen::VectorXd& mu_t,
                           const Eigen::MatrixXd& Sigma_t) {
@@ -39,7 +44,7 @@ inline double kl_direct(const Eigen::VectorXd& mu_i, const Eigen::MatrixXd& Sigm
 inline double kl_upstream_diagonal(const Eigen::VectorXd& mu_i, const Eigen::VectorXd& sigma_i,
                                    const Eigen::VectorXd& mu_j, const Eigen::VectorXd& sigma_j,
                                    const Eigen::MatrixXd& Omega) {
-  constexpr double floor = 1e-6;
+  constexpr double floor = detail::upstream_variance_floor;
   const Eigen::ArrayXd si = sigma_i.array().max(floor);
   const Eigen::ArrayXd sp = (Omega.array().square().matrix() * sigma_j).array().max(floor);
   const Eigen::ArrayXd d = (Omega * mu_j - mu_i).array();
@@ -50,7 +55,8 @@ inline double kl_upstream_diagonal(const Eigen::VectorXd& mu_i, const Eigen::Vec
 /// Upstream full mode (§6): both covariances regularised by ε·I before a Cholesky-based KL
 /// (ε = 1e-8, as the upstream CPU path that made the parity fixture); the KL is clamped ≥ 0.
 inline double kl_upstream_full(const Eigen::VectorXd& mu_i, const Eigen::MatrixXd& Sigma_i, const Eigen::VectorXd& mu_j,
-                               const Eigen::MatrixXd& Sigma_j, const Eigen::MatrixXd& Omega, double epsilon = 1e-8) {
+                               const Eigen::MatrixXd& Sigma_j, const Eigen::MatrixXd& Omega,
+                               double epsilon = detail::upstream_epsilon) {
   const Eigen::MatrixXd I = Eigen::MatrixXd::Identity(mu_i.size(), mu_i.size());
   const Eigen::MatrixXd St = Omega * Sigma_j * Omega.transpose() + epsilon * I;
   return std::max(kl_gaussian(mu_i, Sigma_i + epsilon * I, Omega * mu_j, St), 0.0);
