@@ -3,9 +3,11 @@
 # installs only the packages that are missing, as root or through sudo.
 set -euo pipefail
 
-# The toolchain (CMake, g++, make), the libraries, and gnuplot-nox, which draws the charts of
+# The toolchain (CMake, g++, make), the libraries, Google Benchmark (libbenchmark-dev: without it
+# CMake skips bench/ with only a status message), and gnuplot-nox, which draws the charts of
 # tools/gauge_attn_study at run time (without it they stay as scripts).
-packages=(cmake g++ make libeigen3-dev catch2 libcli11-dev nlohmann-json3-dev libstb-dev gnuplot-nox)
+packages=(cmake g++ make libeigen3-dev catch2 libcli11-dev nlohmann-json3-dev libstb-dev libbenchmark-dev
+          gnuplot-nox)
 
 if ! command -v dpkg >/dev/null 2>&1; then
   echo "setup.sh: no dpkg here; make sure these are installed: ${packages[*]}" >&2

@@ -1,7 +1,7 @@
-// Tests of gauge_attn/predictor.hpp: the prediction against Monte-Carlo runs of the exact
+// Tests of gauge_attn/study/predictor.hpp: the prediction against Monte-Carlo runs of the exact
 // attention on beliefs drawn from the model (docs/study.md, "The predictor"), its limits and
 // monotonicity, the searches against brute force, the estimator, and bad input.
-#include <gauge_attn/predictor.hpp>
+#include <gauge_attn/study/predictor.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -1,9 +1,9 @@
-// Tests of gauge_attn/study_analysis.hpp: on the study's default synthetic beliefs the analysis
+// Tests of gauge_attn/study/study_analysis.hpp: on the study's default synthetic beliefs the analysis
 // of a sweep gives statistics near the generating ones, predictions within a few percent of the
 // measured values (and far from them when the statistics come from other beliefs), the law of
 // large numbers in both its readings, sharp thresholds that agree with each other, and clear
 // errors for statistics that do not match the sweep.
-#include <gauge_attn/study_analysis.hpp>
+#include <gauge_attn/study/study_analysis.hpp>
 
 #include <catch2/catch.hpp>
 

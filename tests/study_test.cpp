@@ -1,6 +1,6 @@
-// Tests of gauge_attn/study.hpp: the synthetic beliefs match the upstream diversity (math.md §7),
+// Tests of gauge_attn/study/study.hpp: the synthetic beliefs match the upstream diversity (math.md §7),
 // the sweep gives one row per (κ, mode, head), its summaries and the real-data loader.
-#include <gauge_attn/study.hpp>
+#include <gauge_attn/study/study.hpp>
 
 #include <catch2/catch.hpp>
 

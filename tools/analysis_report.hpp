@@ -1,9 +1,9 @@
-// analysis_report.hpp: the analysis of a run (gauge_attn/study_analysis.hpp) on stdout, after the
+// analysis_report.hpp: the analysis of a run (gauge_attn/study/study_analysis.hpp) on stdout, after the
 // per-spec report: the belief statistics, the predicted KL and row statistics against the
 // measured ones, the KL per K pooled over the specs and the sharp thresholds; then the verdict.
 #pragma once
 
-#include <gauge_attn/study_analysis.hpp>
+#include <gauge_attn/study/study_analysis.hpp>
 
 #include <string>
 #include <vector>

@@ -1,4 +1,4 @@
-// beta_heatmaps.cpp: from the attention maps of study.hpp to the heatmap grid of heatmap_png.
+// beta_heatmaps.cpp: from the attention maps of study/study.hpp to the heatmap grid of heatmap_png.
 #include "beta_heatmaps.hpp"
 
 #include "heatmap_png.hpp"

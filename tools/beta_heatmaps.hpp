@@ -1,7 +1,7 @@
 // beta_heatmaps.hpp: the attention maps of a sweep as PNG heatmaps.
 #pragma once
 
-#include <gauge_attn/study.hpp>
+#include <gauge_attn/study/study.hpp>
 
 #include <string>
 

@@ -1,7 +1,7 @@
 // console_report.hpp: the study's results on stdout, in the upstream formats where it has them.
 #pragma once
 
-#include <gauge_attn/study.hpp>
+#include <gauge_attn/study/study.hpp>
 
 #include <string>
 #include <vector>

@@ -2,7 +2,7 @@
 // (gpu::Pairwise in float64, study_gpu.hpp), with the same numbers to rounding.
 #pragma once
 
-#include <gauge_attn/study.hpp>
+#include <gauge_attn/study/study.hpp>
 
 #include <string>
 

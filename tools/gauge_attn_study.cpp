@@ -9,8 +9,8 @@
 //
 //   gauge_attn_study                                  synthetic beliefs, every spec, default κ list
 //   gauge_attn_study --mu mu.npy --sigma sigma.npy --phi phi.npy [--spec NAME]
-#include <gauge_attn/study.hpp>
-#include <gauge_attn/study_analysis.hpp>
+#include <gauge_attn/study/study.hpp>
+#include <gauge_attn/study/study_analysis.hpp>
 
 #include "analysis_report.hpp"
 #include "beta_heatmaps.hpp"

@@ -1,8 +1,8 @@
 // tables.hpp: every number the tool prints, as CSV tables and one JSON document.
 #pragma once
 
-#include <gauge_attn/study.hpp>
-#include <gauge_attn/study_analysis.hpp>
+#include <gauge_attn/study/study.hpp>
+#include <gauge_attn/study/study_analysis.hpp>
 
 #include <nlohmann/json.hpp>
 

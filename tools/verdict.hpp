@@ -2,7 +2,7 @@
 // attention (upstream.md), in a few plain lines built from the run's analysis.
 #pragma once
 
-#include <gauge_attn/study_analysis.hpp>
+#include <gauge_attn/study/study_analysis.hpp>
 
 #include <string>
 #include <vector>

@@ -2,7 +2,7 @@
 // float32, diagonal and full covariance; E = 19, float64) and malformed ones (among them a single
 // token, E = 19).
 #include <gauge_attn/npy.hpp>
-#include <gauge_attn/study.hpp>
+#include <gauge_attn/study/study.hpp>
 
 #include <cmath>
 #include <cstdio>

@@ -1,5 +1,5 @@
-// gauge_attn/study.hpp: the attention-uniformity study of the upstream note (upstream.md) as a
-// library: synthetic beliefs calibrated to the upstream diversity (math.md §7), and a sweep of a
+// gauge_attn/study/study.hpp: the attention-uniformity study of the upstream note (upstream.md) as
+// a library: synthetic beliefs calibrated to the upstream diversity (math.md §7), and a sweep of a
 // named spec (§1) over temperatures κ and both modes (exact (M4), upstream §6), giving one row per
 // head with the upstream row_std, its uniform baseline and the normalised entropy (§7), the KL
 // statistics per head dimension K, and the attention maps β of sequence 0 at one κ.
@@ -13,12 +13,12 @@
 #include <string>
 #include <vector>
 
-#include "attention.hpp"
-#include "belief.hpp"
-#include "diagnostics.hpp"
-#include "npy.hpp"
-#include "options.hpp"
-#include "specs.hpp"
+#include "../attention.hpp"
+#include "../belief.hpp"
+#include "../diagnostics.hpp"
+#include "../npy.hpp"
+#include "../options.hpp"
+#include "../specs.hpp"
 
 namespace gauge_attn::study {
 

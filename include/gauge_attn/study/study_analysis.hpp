@@ -1,4 +1,4 @@
-// gauge_attn/study_analysis.hpp: the analysis of a study run (study.hpp) with the predictor
+// gauge_attn/study/study_analysis.hpp: the analysis of a study run (study.hpp) with the predictor
 // (predictor.hpp): the belief statistics (P1) estimated from the beliefs the run used; the
 // predicted KL statistics (P3), (P4) and row statistics (P7), (P8) of the exact mode set against
 // the measured ones, the upstream mode's measured beside (the predictor makes no upstream
@@ -15,12 +15,12 @@
 #include <utility>
 #include <vector>
 
-#include "attention.hpp"
-#include "belief.hpp"
-#include "detail/parallel.hpp"
-#include "error.hpp"
+#include "../attention.hpp"
+#include "../belief.hpp"
+#include "../detail/parallel.hpp"
+#include "../error.hpp"
+#include "../specs.hpp"
 #include "predictor.hpp"
-#include "specs.hpp"
 #include "study.hpp"
 
 namespace gauge_attn::study {

@@ -1,10 +1,10 @@
-// gauge_attn/predictor.hpp: the prediction of the attention-uniformity study for one exact-mode
-// head (M4, M5) of dim K at temperature κ from the statistics of the beliefs: the KL statistics
-// over pairs in closed form; the upstream row_std, its uniform baseline and the normalised
-// entropy (math.md §7) as expectations over the derived law of one row's KL, evaluated at the
-// row lengths of the mask on a fixed (deterministic) sample; and the smallest K and the largest κ
-// at which the predicted row_std is SHARP. The derivation, with the equation numbers (P1)…(P8)
-// cited below, is docs/study.md, "The predictor".
+// gauge_attn/study/predictor.hpp: the prediction of the attention-uniformity study for one
+// exact-mode head (M4, M5) of dim K at temperature κ from the statistics of the beliefs: the KL
+// statistics over pairs in closed form; the upstream row_std, its uniform baseline and the
+// normalised entropy (math.md §7) as expectations over the derived law of one row's KL, evaluated
+// at the row lengths of the mask on a fixed (deterministic) sample; and the smallest K and the
+// largest κ at which the predicted row_std is SHARP. The derivation, with the equation numbers
+// (P1)…(P8) cited below, is docs/study.md, "The predictor".
 #pragma once
 
 #include <Eigen/Eigenvalues>
@@ -16,13 +16,13 @@
 #include <random>
 #include <vector>
 
-#include "belief.hpp"
-#include "error.hpp"
-#include "mask.hpp"
-#include "row_statistics.hpp"
-#include "so3.hpp"
+#include "../belief.hpp"
+#include "../error.hpp"
+#include "../mask.hpp"
+#include "../row_statistics.hpp"
+#include "../so3.hpp"
+#include "../wigner.hpp"
 #include "study.hpp"
-#include "wigner.hpp"
 
 namespace gauge_attn::study {
 
