@@ -31,11 +31,6 @@ std::string forward_vector_size_error(const std::string& output) {
   return "";
 }
 
-int gpu_count() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess ? n : 0;
-}
-
 GpuRun run_gpu_forward(const std::string& spec, int batch, int tokens, Covariance covariance,
                        const std::vector<float>& mu, const std::vector<float>& sigma, const std::vector<float>& phi,
                        const AttentionOptions& options, bool covariance_message, bool statistics) {
