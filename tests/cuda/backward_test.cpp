@@ -1,8 +1,10 @@
 // GPU backward (cuda/backward.cuh) against the float64 CPU reference (backward.hpp) on random
-// inputs, and the GPU forward's attention energy against the CPU forward's: every named spec and an
-// ℓ = 4 spec, diagonal and full covariances, the gradients of the mean and covariance messages and
-// of the energy, every mask option, κ per head, awkward sizes and valid lengths; bad input. The
-// measured errors are printed. Without a GPU the program prints a skip and exits 77 (CTest: skipped).
+// inputs: every named spec and an ℓ = 4 spec, diagonal and full covariances, the gradients of the
+// mean and covariance messages and of the energy, every mask option, κ per head, awkward sizes and
+// valid lengths; bad input. The backward is given the CPU forward's outputs (in float) as its saved
+// state, except in the end-to-end test, where it reads the GPU forward's (whose energy and
+// log-sum-exp are checked there too). The measured errors are printed. Without a GPU the program
+// prints a skip and exits 77 (CTest: skipped).
 #define CATCH_CONFIG_RUNNER
 #include <gauge_attn/attention.hpp>
 #include <gauge_attn/backward.hpp>
@@ -48,18 +50,57 @@ std::vector<double> random_gradient(std::mt19937& rng, std::size_t n) {
 }
 
 // Float pair arithmetic against float64: each β_ij carries ~|score|·2⁻²³ relative error (scores
-// a_i·k_j reach ~10²  for these beliefs; ex2.approx adds 2⁻²²), the row sums of ≤ 200 terms and the
+// a_i·k_j reach ~10² for these beliefs; ex2.approx adds 2⁻²²), the row sums of ≤ 200 terms and the
 // softmax's cancellation (Σ_j s̄_ij = 0) add a few times that: ~1e-5 expected, 2e-4 allowed.
-// The energy e_i = −κ ln 2 (en/l + m) − ½ ln det Σ_i cancels terms of size κ·|score| down to a KL.
 constexpr double gradient_tolerance = 2e-4;
-constexpr double energy_tolerance = 2e-4;
 
 struct Incoming {
   bool sigma = true, energy = true;  // which output gradients come in (the mean's always does)
 };
 
-/// Runs the GPU forward + backward and the CPU float64 reference on the same float inputs and
-/// compares the energy and every gradient.
+struct Errors {
+  double mu, sigma, phi, kappa;
+};
+
+Errors errors_of(const testing::GpuGradients& gpu, const BeliefGradients<double>& ref) {
+  return {relative_error(gpu.mu, ref.mu), relative_error(gpu.sigma, ref.sigma), relative_error(gpu.phi, ref.phi),
+          relative_error(gpu.kappa, ref.kappa)};
+}
+
+void check_errors(const std::string& name, int B, int N, Covariance kind, const AttentionOptions& o,
+                  const Errors& e) {
+  std::printf("%-11s B=%d N=%-4d %s dΣ=%d de=%d causal=%d self=%d window=%-2d alibi=%-5g identity=%d lengths=%zu: "
+              "relative errors mu %.1e sigma %.1e phi %.1e kappa %.1e\n",
+              name.c_str(), B, N, kind == Covariance::full ? "full" : "diag", o.covariance_message,
+              o.attention_energy, o.mask.causal, o.mask.mask_self, o.mask.window, o.mask.alibi_slope,
+              o.identity_transport, o.valid_lengths.size(), e.mu, e.sigma, e.phi, e.kappa);
+  CHECK(e.mu < gradient_tolerance);
+  CHECK(e.sigma < gradient_tolerance);
+  CHECK(e.phi < gradient_tolerance);
+  CHECK(e.kappa < gradient_tolerance);
+}
+
+/// Random float-rounded beliefs and incoming gradients for a run.
+template <class Spec>
+struct Inputs {
+  Beliefs<double> q;
+  std::vector<double> g_mu, g_sigma, g_energy;
+
+  Inputs(std::mt19937& rng, int B, int N, Covariance kind, Incoming incoming)
+      : q(testing::random_beliefs<Spec>(rng, B, N, kind).template cast<float>().template cast<double>()) {
+    const std::size_t rows = std::size_t(B) * N;
+    g_mu = random_gradient(rng, rows * Spec::embed_dim);
+    if (incoming.sigma) g_sigma = random_gradient(rng, q.sigma.size());
+    if (incoming.energy) g_energy = random_gradient(rng, rows * Spec::num_heads);
+  }
+  OutputGradients<double> cpu() const {
+    return {g_mu.data(), g_sigma.empty() ? nullptr : g_sigma.data(), g_energy.empty() ? nullptr : g_energy.data()};
+  }
+  testing::GpuIncoming gpu() const { return {to_float(g_mu), to_float(g_sigma), to_float(g_energy)}; }
+};
+
+/// The GPU backward, given the CPU forward's outputs (rounded to float) as its saved state, against
+/// the CPU float64 backward on the same float inputs.
 template <class Spec>
 void compare(const std::string& name, int B, int N, Covariance kind, AttentionOptions o, std::mt19937& rng,
              Incoming incoming = {}) {
@@ -67,35 +108,15 @@ void compare(const std::string& name, int B, int N, Covariance kind, AttentionOp
             << " denergy=" << incoming.energy << " causal=" << o.mask.causal << " self=" << o.mask.mask_self
             << " window=" << o.mask.window << " alibi=" << o.mask.alibi_slope << " identity=" << o.identity_transport
             << " lengths=" << o.valid_lengths.size());
-  const Beliefs<double> q = testing::random_beliefs<Spec>(rng, B, N, kind).template cast<float>().template cast<double>();
   o.covariance_message = incoming.sigma;
   o.attention_energy = incoming.energy;
-  const std::size_t rows = std::size_t(B) * N;
-  const std::vector<double> g_mu = random_gradient(rng, rows * Spec::embed_dim);
-  const std::vector<double> g_sigma = incoming.sigma ? random_gradient(rng, q.sigma.size()) : std::vector<double>{};
-  const std::vector<double> g_energy =
-      incoming.energy ? random_gradient(rng, rows * Spec::num_heads) : std::vector<double>{};
-  const auto gpu = testing::run_gpu_backward(name, B, N, kind, to_float(q.mu), to_float(q.sigma), to_float(q.phi), o,
-                                             {to_float(g_mu), to_float(g_sigma), to_float(g_energy)});
-  const auto forward = attention_forward<Spec>(q.view(), o);
-  const double energy_error = incoming.energy ? relative_error(gpu.energy, forward.energy) : 0.0;
-  OutputGradients<double> g;
-  g.mu = g_mu.data();
-  g.sigma = incoming.sigma ? g_sigma.data() : nullptr;
-  g.energy = incoming.energy ? g_energy.data() : nullptr;
-  const auto ref = attention_backward<Spec>(q.view(), o, forward, g);
-  const double e_mu = relative_error(gpu.grad_mu, ref.mu), e_sigma = relative_error(gpu.grad_sigma, ref.sigma),
-               e_phi = relative_error(gpu.grad_phi, ref.phi), e_kappa = relative_error(gpu.grad_kappa, ref.kappa);
-  std::printf("%-11s B=%d N=%-4d %s dΣ=%d de=%d causal=%d self=%d window=%-2d alibi=%-5g identity=%d lengths=%zu: "
-              "relative errors mu %.1e sigma %.1e phi %.1e kappa %.1e energy %.1e\n",
-              name.c_str(), B, N, kind == Covariance::full ? "full" : "diag", incoming.sigma, incoming.energy,
-              o.mask.causal, o.mask.mask_self, o.mask.window, o.mask.alibi_slope, o.identity_transport,
-              o.valid_lengths.size(), e_mu, e_sigma, e_phi, e_kappa, energy_error);
-  CHECK(energy_error < energy_tolerance);
-  CHECK(e_mu < gradient_tolerance);
-  CHECK(e_sigma < gradient_tolerance);
-  CHECK(e_phi < gradient_tolerance);
-  CHECK(e_kappa < gradient_tolerance);
+  const Inputs<Spec> in(rng, B, N, kind, incoming);
+  const auto forward = attention_forward<Spec>(in.q.view(), o);
+  const testing::GpuSaved saved{to_float(forward.mu), to_float(forward.sigma), to_float(forward.energy),
+                                to_float(forward.lse)};
+  const auto gpu = testing::run_gpu_backward(name, B, N, kind, to_float(in.q.mu), to_float(in.q.sigma),
+                                             to_float(in.q.phi), o, saved, in.gpu());
+  check_errors(name, B, N, kind, o, errors_of(gpu, attention_backward<Spec>(in.q.view(), o, forward, in.cpu())));
 }
 
 std::vector<double> kappa_per_head(int heads) {
@@ -106,24 +127,28 @@ std::vector<double> kappa_per_head(int heads) {
 
 }  // namespace
 
-TEST_CASE("GPU forward's attention energy matches the CPU reference", "[gpu]") {
+TEST_CASE("GPU forward then backward match the CPU reference", "[gpu]") {
+  // The training step's pipeline on the device: the backward reads the GPU forward's own outputs.
   std::mt19937 rng(201);
   using Spec = specs::Upstream;
   for (const auto& base : testing::mask_variants(0.8, 17, 40, -0.05, -0.02))
     for (Covariance kind : {Covariance::diagonal, Covariance::full}) {
       AttentionOptions o = base;
-      o.attention_energy = true;
+      o.covariance_message = o.attention_energy = true;
       const int B = 2, N = 77;
-      const auto q = testing::random_beliefs<Spec>(rng, B, N, kind).cast<float>().cast<double>();
-      const auto gpu = testing::run_gpu_backward("upstream", B, N, kind, to_float(q.mu), to_float(q.sigma),
-                                                 to_float(q.phi), o, {std::vector<float>(q.mu.size(), 1.f), {}, {}});
-      const auto ref = attention_forward<Spec>(q.view(), o);
-      const double error = relative_error(gpu.energy, ref.energy);
-      std::printf("energy (upstream, %s, causal=%d self=%d window=%d alibi=%g): relative error %.1e\n",
-                  kind == Covariance::full ? "full" : "diag", o.mask.causal, o.mask.mask_self, o.mask.window,
-                  o.mask.alibi_slope, error);
-      CHECK(error < energy_tolerance);
-      CHECK(relative_error(gpu.lse, ref.lse) < 1e-5);
+      const Inputs<Spec> in(rng, B, N, kind, {});
+      testing::GpuSaved saved;
+      const auto gpu = testing::run_gpu_forward_backward(B, N, kind, to_float(in.q.mu), to_float(in.q.sigma),
+                                                         to_float(in.q.phi), o, in.gpu(), saved);
+      const auto forward = attention_forward<Spec>(in.q.view(), o);
+      // The energy e_i = −κ ln 2 (Σ_j β_ij a_i·k_j) − ½ ln det Σ_i (G1) cancels terms of size
+      // κ·|score| down to a KL: fp32 scores leave ~1e-5 of it.
+      const double energy_error = relative_error(saved.energy, forward.energy);
+      std::printf("forward energy (upstream, %s): relative error %.1e\n", kind == Covariance::full ? "full" : "diag",
+                  energy_error);
+      CHECK(energy_error < 1e-4);
+      CHECK(relative_error(saved.lse, forward.lse) < 1e-5);
+      check_errors("upstream", B, N, kind, o, errors_of(gpu, attention_backward<Spec>(in.q.view(), o, forward, in.cpu())));
     }
 }
 
@@ -193,15 +218,19 @@ TEST_CASE("GPU backward reports bad input naming the argument", "[gpu]") {
   std::mt19937 rng(206);
   using Spec = specs::Upstream;
   const int B = 2, N = 9, E = Spec::embed_dim, H = Spec::num_heads;
-  const auto q = testing::random_beliefs<Spec, float>(rng, B, N, Covariance::diagonal);
+  const auto q = testing::random_beliefs<Spec>(rng, B, N, Covariance::diagonal).cast<float>().cast<double>();
   AttentionOptions o;
   o.covariance_message = o.attention_energy = true;
+  const auto forward = attention_forward<Spec>(q.view(), o);
+  const testing::GpuSaved saved{to_float(forward.mu), to_float(forward.sigma), to_float(forward.energy),
+                                to_float(forward.lse)};
   const std::size_t rows = std::size_t(B) * N;
   const testing::GpuIncoming finite{std::vector<float>(rows * E, 0.5f), std::vector<float>(rows * E, 0.25f),
                                     std::vector<float>(rows * H, 1.f)};
   auto fails_with = [&](const testing::GpuIncoming& in, const std::string& argument, const std::string& where) {
     try {
-      testing::run_gpu_backward("upstream", B, N, Covariance::diagonal, q.mu, q.sigma, q.phi, o, in);
+      testing::run_gpu_backward("upstream", B, N, Covariance::diagonal, to_float(q.mu), to_float(q.sigma),
+                                to_float(q.phi), o, saved, in);
     } catch (const InvalidArgument& e) {
       CHECK(e.argument() == argument);
       CHECK_THAT(e.what(), Catch::Contains(where));

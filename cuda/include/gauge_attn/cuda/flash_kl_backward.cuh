@@ -208,18 +208,31 @@ __device__ void backward_key_tile(const BackwardParams<Spec>& p, int b, int h, i
 
     // Pairs: this thread's queries i = c0 + qg + QG·c against its KR keys. A warp shares its query,
     // so every shared-memory read below is a broadcast.
-#pragma unroll 2
+#pragma unroll(TS::hold_queries ? 2 : 1)
     for (int c = 0; c < TS::queries_per_thread; ++c) {
       const int il = qg + QG * c, i = c0 + il;
-      float a[P], x[V];
+      // f(k, a_i[k]) for every k < P: from registers loaded once, or (wide heads, short of
+      // registers) from shared memory, four elements per load, each time it is needed.
+      float a[TS::hold_queries ? P : 1], x[V];
+      auto load_query = [&](auto&& f) {
 #pragma unroll
-      for (int k = 0; k < P; k += 4) {
-        const float4 q4 = *reinterpret_cast<const float4*>(sq + il * qs + k);
-        const float q[4] = {q4.x, q4.y, q4.z, q4.w};
+        for (int k = 0; k < P; k += 4) {
+          const float4 q4 = *reinterpret_cast<const float4*>(sq + il * qs + k);
+          const float q[4] = {q4.x, q4.y, q4.z, q4.w};
 #pragma unroll
-        for (int e = 0; e < 4; ++e)
-          if (k + e < P) a[k + e] = q[e];
-      }
+          for (int e = 0; e < 4; ++e)
+            if (k + e < P) f(k + e, q[e]);
+        }
+      };
+      auto each_query_element = [&](auto&& f) {
+        if constexpr (TS::hold_queries) {
+#pragma unroll
+          for (int k = 0; k < P; ++k) f(k, a[k]);
+        } else {
+          load_query(f);
+        }
+      };
+      if constexpr (TS::hold_queries) load_query([&](int k, float q) { a[k] = q; });
 #pragma unroll
       for (int v = 0; v < V; v += 4) {
         const float4 x4 = *reinterpret_cast<const float4*>(sr + il * rs + v);
@@ -229,14 +242,13 @@ __device__ void backward_key_tile(const BackwardParams<Spec>& p, int b, int h, i
           if (v + e < V) x[v + e] = y[e];
       }
       const float4 row = *reinterpret_cast<const float4*>(sr + il * rs + value_stride);  // L2, D', c, κε
-      const KeyRange range = i < hi ? key_range(p.mask, i, n) : KeyRange{0, 0, -1};
+      const KeyRange range = !clear && i < hi ? key_range(p.mask, i, n) : KeyRange{0, 0, -1};
       float pbar_out[KR], p_out[KR];
 #pragma unroll
       for (int r = 0; r < KR; ++r) {
         const int j = k0 + kl * KR + r;
         float dot = -row.x;  // a_i·k_j − L2_i
-#pragma unroll
-        for (int k = 0; k < P; ++k) dot = fmaf(a[k], kj[r][k], dot);
+        each_query_element([&](int k, float ak) { dot = fmaf(ak, kj[r][k], dot); });
         float s = alibi != 0.f ? fmaf(alibi, float(i - j), dot) : dot;
         if (!clear && !range.allows(j)) s = -INFINITY;
         const float beta = fast_exp2(s);  // 2^−∞ = 0 for masked pairs
@@ -246,8 +258,7 @@ __device__ void backward_key_tile(const BackwardParams<Spec>& p, int b, int h, i
         const float sbar = beta * fmaf(-row.z, dot, g);  // s̄ = β (β̄ − D) (G5)
         const float pbar = fmaf(-row.w, beta, sbar);     // p̄ = s̄ − κε β
         kappa_sum = fmaf(sbar, dot, kappa_sum);
-#pragma unroll
-        for (int k = 0; k < P; ++k) U[r][k] = fmaf(pbar, a[k], U[r][k]);
+        each_query_element([&](int k, float ak) { U[r][k] = fmaf(pbar, ak, U[r][k]); });
 #pragma unroll
         for (int v = 0; v < V; ++v) Xbar[r][v] = fmaf(beta, x[v], Xbar[r][v]);
         pbar_out[r] = pbar;
@@ -267,6 +278,7 @@ __device__ void backward_key_tile(const BackwardParams<Spec>& p, int b, int h, i
       add_tile_products<KT, value_stride / 4>(p_tile, ts, value_tile, vs,
                                               p.moments_sums + bh.values + (seq + i) * value_stride, valid, red + 96);
   }
+  __pipeline_wait_prior(0);
   __syncthreads();  // the shared memory is free: it now collects the query groups' sums
 
   // κ̄: the block's Σ s̄·dot, one double atomic per block (scaled by −ln 2/κ at the end).
@@ -274,9 +286,10 @@ __device__ void backward_key_tile(const BackwardParams<Spec>& p, int b, int h, i
   for (int o = 16; o > 0; o /= 2) kappa_sum += __shfl_down_sync(0xffffffffu, kappa_sum, o);
   if (threadIdx.x % 32 == 0) kappa_warps[threadIdx.x / 32] = kappa_sum;
 
-  // U_j and X̄_j: the QG query groups' partial sums meet in shared memory; the block owns its keys.
-  float* sums = smem + (std::size_t(qg) * KL + kl) * KR * (P + V);
-  if constexpr (QG > 1) {
+  // U_j and X̄_j: the QG query groups' partial sums meet in shared memory (group 0 keeps its own
+  // in registers and adds the others'); the block owns its keys.
+  if (qg > 0) {
+    float* sums = smem + (std::size_t(qg - 1) * KL + kl) * KR * (P + V);
 #pragma unroll
     for (int r = 0; r < KR; ++r) {
 #pragma unroll
@@ -297,7 +310,7 @@ __device__ void backward_key_tile(const BackwardParams<Spec>& p, int b, int h, i
     const int j = k0 + kl * KR + r;
     if (j >= k1) continue;
     for (int q = 1; q < QG; ++q) {
-      const float* other = smem + (std::size_t(q) * KL + kl) * KR * (P + V) + r * (P + V);
+      const float* other = smem + (std::size_t(q - 1) * KL + kl) * KR * (P + V) + r * (P + V);
 #pragma unroll
       for (int k = 0; k < P; ++k) U[r][k] += other[k];
 #pragma unroll

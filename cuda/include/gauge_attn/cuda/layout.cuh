@@ -55,11 +55,14 @@ struct BackwardTileShape {
   static constexpr int P = W::lifted;
   static constexpr int threads = 128;
   static constexpr int KR = P <= 4 ? 4 : (P <= 12 ? 2 : 1);  // keys per thread
-  static constexpr int QG = P <= 40 ? KR : 2;                  // query groups
+  static constexpr int QG = P <= 40 ? KR : 4;                  // query groups
   static constexpr int key_lanes = threads / QG;               // threads that share a query
-  static constexpr int keys = key_lanes * KR;                  // 128 keys (64 for P > 40)
+  static constexpr int keys = key_lanes * KR;                  // 128 keys (32 for P > 40: shared memory)
   static constexpr int queries = 32;                           // queries per stage
   static constexpr int queries_per_thread = queries / QG;
+  // A query's a_i stays in registers for its KR pairs up to P = 21 (ℓ ≤ 2); wider heads read it
+  // from shared memory twice (the score, then U_j), which spared ℓ3 ~400 bytes of spills.
+  static constexpr bool hold_queries = P <= 24;
   // Ā = p̄ · k over the block's keys (Ā's last entry, the constant's, is never needed): F4 float4
   // chunks per query; the four warps split the keys into `slices` when one chunk is all there is,
   // else they split the chunks.
@@ -76,14 +79,14 @@ struct BackwardTileShape {
   static_assert(queries % QG == 0 && threads % QG == 0, "query groups divide the stage and the block");
   // Shared memory, in floats: two stages of queries and rows, the p̄ tile and the keys (with
   // `moments` also the β tile and the values), two reduction buffers of the Ā phase; after the
-  // query loop the same memory holds the query groups' U_j and X̄_j.
+  // query loop the same memory holds the U_j and X̄_j of query groups 1 … QG − 1.
   static constexpr int stage_floats = queries * (query_smem + row_smem);
   static constexpr int reduction_floats = 2 * 3 * 32 * 4;
+  static constexpr int sums_floats = (QG - 1) * key_lanes * KR * (P + V);
   GAUGE_ATTN_HOST_DEVICE static constexpr int smem_floats(bool moments) {
     const int main = 2 * stage_floats + queries * tile_smem + keys * key_smem +
                      (moments ? queries * tile_smem + keys * value_smem : 0) + reduction_floats;
-    const int sums = threads * KR * (P + V);
-    return main > sums ? main : sums;
+    return main > sums_floats ? main : sums_floats;
   }
 };
 
