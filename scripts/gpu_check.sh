@@ -34,7 +34,11 @@ build() {
   nvcc "${nvcc_flags[@]}" bench/gpu_forward.cu -L"$carry/lib" -lbenchmark -o build-gpu/gpu_forward &
   nvcc "${nvcc_flags[@]}" bench/gpu_backward.cu -L"$carry/lib" -lbenchmark -o build-gpu/gpu_backward &
   nvcc "${nvcc_flags[@]}" tests/cuda/headers_under_nvcc_test.cu -o build-gpu/headers_under_nvcc_test &
+  nvcc "${nvcc_flags[@]}" -c examples/learn_beliefs_gpu.cu -o build-gpu/learn_beliefs_gpu.o &
+  g++ -std=c++17 -O2 -fopenmp -DGAUGE_ATTN_EXAMPLE_CUDA "${inc[@]}" -c examples/learn_beliefs.cpp -o build-gpu/learn_beliefs.o &
   wait
+  g++ -fopenmp build-gpu/learn_beliefs.o build-gpu/learn_beliefs_gpu.o -L/usr/local/cuda/lib64 -lcudart \
+    -o build-gpu/learn_beliefs
   for t in forward backward; do
     g++ -fopenmp build-gpu/${t}_test.o build-gpu/${t}_runner.o build-gpu/gpu_count.o -L/usr/local/cuda/lib64 -lcudart \
       -o build-gpu/${t}_test
@@ -123,6 +127,10 @@ if [ "$what" != bench ] && [ "$what" != profile ]; then
   tail -40 "$out/forward_test.txt"
   ./build-gpu/backward_test --durations yes > "$out/backward_test.txt" 2>&1 || status=1
   tail -60 "$out/backward_test.txt"
+  for device in cuda cpu; do  # the example that learns, its default run on each device
+    ./build-gpu/learn_beliefs --device "$device" > "$out/learn_beliefs_$device.txt" 2>&1 || status=1
+    tail -3 "$out/learn_beliefs_$device.txt"
+  done
   for tool in memcheck racecheck; do
     compute-sanitizer --tool "$tool" --error-exitcode 9 ./build-gpu/forward_test "GPU log-sum-exp*" 2>&1 | tail -4 | tee -a "$out/sanitizer.txt" || status=1
     # Small backward cases: N = 8 and 9 with every saved state and incoming gradient.
