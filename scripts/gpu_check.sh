@@ -45,7 +45,7 @@ build() {
   done
   grep -A2 "flash_kl_kernel" build-gpu/ptxas.txt | grep -E "registers|spill" | tee "$out/ptxas.txt"
   # Every backward kernel of the backward test's instantiations: name, then its stack, spills, registers.
-  grep -A2 -E "Compiling entry function '.*(flash_kl_backward_kernel|row_gradients_kernel|lift_backward_kernel|belief_gradients_kernel)" \
+  grep -A3 -E "Compiling entry function '.*(flash_kl_backward_kernel|row_gradients_kernel|lift_backward_kernel|belief_gradients_kernel)" \
     build-gpu/ptxas_backward.txt | grep -v "^--" | tee "$out/ptxas_backward.txt" | grep -E "registers|spill"
 }
 

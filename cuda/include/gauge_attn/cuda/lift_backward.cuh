@@ -198,10 +198,9 @@ template <class Spec>
 __global__ void __launch_bounds__(lift_threads) belief_gradients_kernel(BackwardParams<Spec> p) {
   const LiftParams<Spec>& lp = p.lift;
   const int b = blockIdx.y, i = blockIdx.x * lift_threads + threadIdx.x;
-  if (blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x < Spec::num_heads) {
-    const int h = threadIdx.x;
-    p.grads.kappa[h] = float(-detail::ln2_d / lp.heads[h].kappa * p.kappa_sums[h]);
-  }
+  if (blockIdx.x == 0 && blockIdx.y == 0)
+    for (int h = threadIdx.x; h < Spec::num_heads; h += blockDim.x)
+      p.grads.kappa[h] = float(-detail::ln2_d / lp.heads[h].kappa * p.kappa_sums[h]);
   const int n = lp.lengths[b];
   if (i >= n) return;
   const std::size_t t = std::size_t(b) * lp.tokens + i, E = lp.embed_dim;
