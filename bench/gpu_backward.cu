@@ -108,6 +108,8 @@ int main(int argc, char** argv) {
   register_workload<specs::Scaled>("W4_scaled", 4, 8192, false, benchmark::kMillisecond);
   register_workload<specs::Upstream>("W5_upstream", 1, 65536, false, benchmark::kMillisecond, 5);
   register_workload<specs::Upstream>("W2_upstream_covariance", 8, 4096, true, benchmark::kMicrosecond);
+  // U1: one sequence of 4096, the size at which bench/torch_baselines.py times the upstream way's autograd.
+  register_workload<specs::Upstream>("U1_upstream", 1, 4096, false, benchmark::kMicrosecond);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
