@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <ostream>
 #include <random>
@@ -58,16 +59,32 @@ double functional_value(const Beliefs<double>& q, const AttentionOptions& opt, c
   return L;
 }
 
+/// The factor by which the environment variable GAUGE_ATTN_TEST_FD_STRIDE (a positive integer,
+/// default 1) thins every finite-difference check. `scripts/test.sh --sanitize` sets it: under the
+/// sanitizers the checks are there for memory errors and undefined behaviour, which every code path
+/// shows on its first evaluation, and differencing every entry at -O1 would take most of CI's time;
+/// the Release run differences every entry.
+inline std::size_t fd_stride_from_environment() {
+  const char* text = std::getenv("GAUGE_ATTN_TEST_FD_STRIDE");
+  if (text == nullptr) return 1;
+  char* end = nullptr;
+  const long stride = std::strtol(text, &end, 10);
+  if (end == text || *end != '\0' || stride < 1)
+    throw InvalidArgument("GAUGE_ATTN_TEST_FD_STRIDE", detail::str("must be a positive integer, got '", text, "'"));
+  return std::size_t(stride);
+}
+
 /// Central differences with step h·max(1, |x|) of every input entry that the forward reads: μ, the
 /// variances or the per-head covariance blocks (an off-diagonal pair moved together and halved, so
 /// that the estimate is the symmetric gradient), φ, and κ per head (one κ given for every head is
 /// differenced head by head, as the backward returns it).
 /// Truncation error O(h²), rounding O(ε|L|/h): about 1e-9 relative at h = 1e-5. With every > 1
 /// only every `every`-th entry of μ, Σ and φ is differenced (wide specs; κ always is), the others
-/// are NaN, which relative_error skips.
+/// are NaN, which relative_error skips; GAUGE_ATTN_TEST_FD_STRIDE multiplies `every`.
 template <class Spec>
 BeliefGradients<double> finite_differences(const Beliefs<double>& q, const AttentionOptions& opt, const Functional& w,
                                            double h = 1e-5, std::size_t every = 1) {
+  every *= fd_stride_from_environment();
   BeliefGradients<double> g(q.batch, q.tokens, q.embed_dim, Spec::num_heads, q.covariance);
   AttentionOptions per_head = opt;
   if (per_head.kappa.size() == 1) per_head.kappa.assign(Spec::num_heads, opt.kappa[0]);
