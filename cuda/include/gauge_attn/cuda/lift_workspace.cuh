@@ -87,7 +87,7 @@ class LiftWorkspace {
   /// from the norms the lift reduced (precision.hpp); `slope` is the run's ALiBi slope.
   std::vector<HeadPrecision> precision(double slope, cudaStream_t stream) const {
     std::vector<unsigned long long> bits(norms_.size());
-    GAUGE_ATTN_CUDA_CHECK(cudaMemcpyAsync(bits.data(), detail::raw(norms_), bits.size() * sizeof bits[0],
+    GAUGE_ATTN_CUDA_CHECK(cudaMemcpyAsync(bits.data(), thrust::raw_pointer_cast(norms_.data()), bits.size() * sizeof bits[0],
                                           cudaMemcpyDeviceToHost, stream));
     GAUGE_ATTN_CUDA_CHECK(cudaStreamSynchronize(stream));
     std::vector<HeadPrecision> r(std::size_t(params_.batch) * H);
@@ -143,8 +143,13 @@ class LiftWorkspace {
       nf += BN * K * K;
       nm += std::size_t(q.batch) * K;
     }
-    grow(float64_scores ? queries64_ : queries_, nq);
-    grow(float64_scores ? keys64_ : keys_, nk);
+    if (float64_scores) {
+      grow(queries64_, nq);
+      grow(keys64_, nk);
+    } else {
+      grow(queries_, nq);
+      grow(keys_, nk);
+    }
     grow(norms_, std::size_t(q.batch) * H * 3);
     grow(values_, nv);
     grow(frames_, nf);
