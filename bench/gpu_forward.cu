@@ -27,6 +27,16 @@ void fused_forward(benchmark::State& state) {
   w.report(state);
 }
 
+/// Args: B, N. The forward with Scores::float64: queries, keys and scores in double (the accurate
+/// path for every valid input, docs/conventions.md, Precision).
+template <class Spec>
+void float64_scores_forward(benchmark::State& state) {
+  Workload<Spec> w(int(state.range(0)), int(state.range(1)), false, false, Scores::float64);
+  time_with_events(state, [&] { w.forward.run(w.q, w.options, w.out); });
+  w.forward.check_inputs();
+  w.report(state);
+}
+
 /// The same forward captured once into a CUDA graph and replayed: what a training loop at a fixed
 /// shape can do to pay the launch latencies once (the small-shape case, W1).
 template <class Spec>
@@ -62,6 +72,7 @@ BENCHMARK_TEMPLATE(fused_forward, specs::HigherRank)->Name("W3_higher_rank")->Ar
 BENCHMARK_TEMPLATE(fused_forward, specs::Scaled)->Name("W4_scaled")->Args({4, 8192, 0})->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_TEMPLATE(fused_forward, specs::Upstream)->Name("W5_upstream")->Args({1, 65536, 0})->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(5);
 BENCHMARK_TEMPLATE(fused_forward, specs::Upstream)->Name("W2_upstream_covariance")->Args({8, 4096, 1})->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(float64_scores_forward, specs::Upstream)->Name("W2_upstream_float64_scores")->Args({8, 4096})->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_TEMPLATE(graph_forward, specs::Upstream)->Name("W1_upstream_graph")->Args({24, 64, 0})->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_TEMPLATE(fused_forward, UpstreamL0)->Name("W2_only_l0x5")->Args({8, 4096, 0})->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_TEMPLATE(fused_forward, UpstreamL1)->Name("W2_only_l1x3")->Args({8, 4096, 0})->UseManualTime()->Unit(benchmark::kMicrosecond);

@@ -40,7 +40,8 @@ struct Workload {
   AttentionOptions options;
   gpu::Forward<Spec> forward;
 
-  Workload(int batch, int tokens, bool covariance, bool saved = false) : B(batch), N(tokens) {
+  Workload(int batch, int tokens, bool covariance, bool saved = false, Scores scores = Scores::float32)
+      : B(batch), N(tokens) {
     const std::size_t E = Spec::embed_dim;
     std::mt19937 rng(9);
     std::normal_distribution<float> normal(0.f, 1.f);
@@ -56,6 +57,7 @@ struct Workload {
     q = gpu::device_beliefs(B, N, int(E), Covariance::diagonal, mu, sigma, phi);
     options.mask.causal = true;
     options.covariance_message = covariance;
+    options.scores = scores;
     forward.run(q, options, out);  // warm-up: workspace, tables, module load
     forward.check_inputs();
   }

@@ -5,7 +5,8 @@
 #   mkdir -p .carry/include .carry/lib && cp -r /usr/include/{eigen3,catch2,benchmark} .carry/include/ &&
 #   cp -P /usr/lib/x86_64-linux-gnu/libbenchmark.so* .carry/lib/ && cp -r ../shared/fixtures .carry/
 # (the study tool also needs CLI11, nlohmann-json and stb: cp -r /usr/include/{CLI,nlohmann,stb} .carry/include/).
-# Builds the GPU tests and benchmarks with plain compiler calls, runs the tests (forward and backward),
+# Builds the GPU tests and benchmarks with plain compiler calls, runs the tests (forward and backward)
+# and the float error table (bench/float_error.cpp, GPU columns),
 # compute-sanitizer (memcheck, racecheck) on small cases, the benchmarks (gpu_forward, gpu_backward)
 # and the PyTorch baselines; results (ptxas reports, test logs, JSON) go to $OUT.
 # `study` builds gauge_attn_study with its GPU path instead, times the default run with --device cuda
@@ -35,10 +36,13 @@ build() {
   nvcc "${nvcc_flags[@]}" bench/gpu_backward.cu -L"$carry/lib" -lbenchmark -o build-gpu/gpu_backward &
   nvcc "${nvcc_flags[@]}" tests/cuda/headers_under_nvcc_test.cu -o build-gpu/headers_under_nvcc_test &
   nvcc "${nvcc_flags[@]}" -c examples/learn_beliefs_gpu.cu -o build-gpu/learn_beliefs_gpu.o &
+  g++ -std=c++17 -O2 -fopenmp -DGAUGE_ATTN_FLOAT_ERROR_GPU "${inc[@]}" -c bench/float_error.cpp -o build-gpu/float_error.o &
   g++ -std=c++17 -O2 -fopenmp -DGAUGE_ATTN_EXAMPLE_CUDA "${inc[@]}" -c examples/learn_beliefs.cpp -o build-gpu/learn_beliefs.o &
   wait
   g++ -fopenmp build-gpu/learn_beliefs.o build-gpu/learn_beliefs_gpu.o -L/usr/local/cuda/lib64 -lcudart \
     -o build-gpu/learn_beliefs
+  g++ -fopenmp build-gpu/float_error.o build-gpu/forward_runner.o build-gpu/gpu_count.o -L/usr/local/cuda/lib64 -lcudart \
+    -o build-gpu/float_error
   for t in forward backward; do
     g++ -fopenmp build-gpu/${t}_test.o build-gpu/${t}_runner.o build-gpu/gpu_count.o -L/usr/local/cuda/lib64 -lcudart \
       -o build-gpu/${t}_test
@@ -127,6 +131,9 @@ if [ "$what" != bench ] && [ "$what" != profile ]; then
   tail -40 "$out/forward_test.txt"
   ./build-gpu/backward_test --durations yes > "$out/backward_test.txt" 2>&1 || status=1
   tail -60 "$out/backward_test.txt"
+  # The float error table of docs/conventions.md (Precision), with its GPU columns.
+  ./build-gpu/float_error > "$out/float_error.txt" 2>&1 || status=1
+  cat "$out/float_error.txt"
   for device in cuda cpu; do  # the example that learns, its default run on each device
     ./build-gpu/learn_beliefs --device "$device" > "$out/learn_beliefs_$device.txt" 2>&1 || status=1
     tail -3 "$out/learn_beliefs_$device.txt"

@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstddef>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "belief.hpp"
@@ -27,6 +28,7 @@
 #include "lifted.hpp"
 #include "mask.hpp"
 #include "options.hpp"
+#include "precision.hpp"
 #include "row_statistics.hpp"
 #include "so3.hpp"
 #include "wigner.hpp"
@@ -46,6 +48,7 @@ struct AttentionResult {
                               // what the backward needs to recompute β without storing it
   std::vector<RowStatistics> row_statistics;  // (B, H)
   KlStatistics kl_statistics;                 // if requested
+  std::vector<HeadPrecision> precision;       // (B, H), exact mode: the bounds (P1), (P2) of the scores' rounding
 
   std::size_t pair_index(int b, int h, int i, int j) const {
     return ((std::size_t(b) * num_heads + h) * tokens + i) * std::size_t(tokens) + j;
@@ -134,6 +137,7 @@ struct LiftedSequence {
   std::vector<double> frames;  // (n, K, K) R_i, row-major
   std::vector<double> half_logdet;  // (n) ½ ln det Σ_i, the row constant of (M8)
   std::vector<double> nu_mean;      // (K)
+  double query_norm = 0, key_norm = 0, mean_spread = 0;  // max ‖a_i‖, max ‖b_j‖, max ‖ν_j − ν̄‖ (P1)
 };
 
 /// Lifts the first n tokens of sequence b on head h into `s` (stored in precision Out; computed in
@@ -181,15 +185,21 @@ void lift_sequence(const BeliefView<Scalar>& q, int b, int n, int h, const HeadI
     s.half_logdet[i] = 0.5 * pulled[i].logdet;
     for (int k = 0; k < K; ++k) s.nu_mean[k] += pulled[i].nu[k] / n;
   }
+  s.query_norm = s.key_norm = s.mean_spread = 0;
   for (int i = 0; i < n; ++i) {
     double nu[K];
     for (int k = 0; k < K; ++k) nu[k] = pulled[i].nu[k] - s.nu_mean[k];
-    Out* a = &s.queries[std::size_t(i) * W::lifted];
+    double a[W::lifted], bj[W::lifted];
     lifted::pack_query(pulled[i], nu, a);
-    Out bj[W::lifted];
     lifted::pack_key(pulled[i], nu, kappa, bj);
-    for (int p = 0; p < W::lifted; ++p) s.keys[std::size_t(p) * n + i] = bj[p];
-    for (int v = 0; v < W::values; ++v) s.values[std::size_t(v) * n + i] = a[v];
+    s.query_norm = std::max(s.query_norm, lifted::norm(a));
+    s.key_norm = std::max(s.key_norm, lifted::norm(bj));
+    s.mean_spread = std::max(s.mean_spread, lifted::norm(nu));
+    for (int p = 0; p < W::lifted; ++p) {
+      s.queries[std::size_t(i) * W::lifted + p] = Out(a[p]);
+      s.keys[std::size_t(p) * n + i] = Out(bj[p]);
+    }
+    for (int v = 0; v < W::values; ++v) s.values[std::size_t(v) * n + i] = Out(a[v]);
   }
 }
 
@@ -332,6 +342,13 @@ void exact_forward(const BeliefView<Scalar>& q, const AttentionOptions& opt, con
       lift_sequence<decltype(k)::value>(q, b, lengths[b], h, head, kappa[h], opt.identity_transport, lifted[t]);
     });
   });
+  // The bound (P1) of every (sequence, head) from its lift, checked before any pair is scored.
+  for (std::size_t t = 0; t < lifted.size(); ++t) {
+    const LiftedSequence<Scalar>& s = lifted[t];
+    r.precision[t] = head_precision(s.P, score_unit(std::is_same_v<Scalar, double>), s.query_norm, s.key_norm,
+                                    s.mean_spread, opt.mask.alibi_slope, s.n);
+  }
+  check_precision<Spec>(r.precision, opt, kappa, std::is_same_v<Scalar, double>);
   // Query blocks of 64 rows keep the tasks balanced under the causal mask.
   constexpr int rows_per_task = 64;
   struct Task {
@@ -499,6 +516,11 @@ void upstream_forward(const BeliefView<Scalar>& q, const AttentionOptions& opt, 
 
 }  // namespace detail
 
+namespace detail {
+template <class Spec>
+AttentionResult<float> forward_in_double(const BeliefView<float>& q, const AttentionOptions& opt);
+}
+
 /// KL attention of every head of `Spec` over a batch of beliefs (M5, M6, and M7 and the attention
 /// energy on request; in exact mode also the row log-sum-exp that attention_backward needs).
 /// Throws InvalidArgument for bad shapes, non-finite inputs, variances ≤ 0, covariance blocks
@@ -507,7 +529,10 @@ void upstream_forward(const BeliefView<Scalar>& q, const AttentionOptions& opt, 
 template <class Spec, class Scalar>
 AttentionResult<Scalar> attention_forward(const BeliefView<Scalar>& q, const AttentionOptions& opt) {
   validate_shape(q, Spec::embed_dim);
+  if constexpr (std::is_same_v<Scalar, float>)  // float64 scores: the double instantiation, outputs rounded
+    if (opt.scores == Scores::float64 && opt.mode == Mode::exact) return detail::forward_in_double<Spec>(q, opt);
   detail::check_mask(opt.mask);
+  detail::check_precision_options(opt);
   const std::vector<double> kappa = detail::kappa_per_head(opt, Spec::num_heads);
   const std::vector<int> lengths = detail::lengths_per_sequence(opt, q.batch, q.tokens);
   validate_values(q, lengths);
@@ -526,7 +551,10 @@ AttentionResult<Scalar> attention_forward(const BeliefView<Scalar>& q, const Att
     r.beta.assign(r.kl.size(), Scalar(0));
   }
   if (opt.attention_energy) r.energy.assign(tokens * Spec::num_heads, Scalar(0));
-  if (opt.mode == Mode::exact) r.lse.assign(tokens * Spec::num_heads, Scalar(0));
+  if (opt.mode == Mode::exact) {
+    r.lse.assign(tokens * Spec::num_heads, Scalar(0));
+    r.precision.resize(std::size_t(q.batch) * Spec::num_heads);
+  }
   r.row_statistics.resize(std::size_t(q.batch) * Spec::num_heads);
   if (opt.mode == Mode::exact)
     detail::exact_forward<Spec>(q, opt, kappa, lengths, r);
@@ -535,4 +563,34 @@ AttentionResult<Scalar> attention_forward(const BeliefView<Scalar>& q, const Att
   return r;
 }
 
+namespace detail {
+
+/// Float beliefs through the double instantiation (Scores::float64 on the CPU), outputs rounded to float.
+template <class Spec>
+AttentionResult<float> forward_in_double(const BeliefView<float>& q, const AttentionOptions& opt) {
+  Beliefs<double> d(q.batch, q.tokens, q.embed_dim, q.covariance);
+  std::copy(q.mu, q.mu + d.mu.size(), d.mu.begin());
+  std::copy(q.sigma, q.sigma + d.sigma.size(), d.sigma.begin());
+  std::copy(q.phi, q.phi + d.phi.size(), d.phi.begin());
+  AttentionResult<double> r = attention_forward<Spec>(d.view(), opt);
+  const auto narrow = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
+  AttentionResult<float> f;
+  f.batch = r.batch;
+  f.tokens = r.tokens;
+  f.embed_dim = r.embed_dim;
+  f.num_heads = r.num_heads;
+  f.covariance = r.covariance;
+  f.mu = narrow(r.mu);
+  f.sigma = narrow(r.sigma);
+  f.kl = narrow(r.kl);
+  f.beta = narrow(r.beta);
+  f.energy = narrow(r.energy);
+  f.lse = narrow(r.lse);
+  f.row_statistics = std::move(r.row_statistics);
+  f.kl_statistics = r.kl_statistics;
+  f.precision = std::move(r.precision);
+  return f;
+}
+
+}  // namespace detail
 }  // namespace gauge_attn

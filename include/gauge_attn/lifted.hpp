@@ -128,6 +128,14 @@ GAUGE_ATTN_HOST_DEVICE bool pull_back(const T* R, const T* mu, const T* sigma, i
   return true;
 }
 
+/// Euclidean norm of a lifted vector (the bound (P1), precision.hpp).
+template <class T, int P>
+GAUGE_ATTN_HOST_DEVICE T norm(const T (&v)[P]) {
+  T s = 0;
+  for (int p = 0; p < P; ++p) s += v[p] * v[p];
+  return std::sqrt(s);
+}
+
 /// a = [sym(S + ννᵀ), ν, 1] for a centred ν (M8).
 template <class T, int K, class Out>
 GAUGE_ATTN_HOST_DEVICE void pack_query(const PulledBack<T, K>& q, const T (&nu)[K], Out* a) {

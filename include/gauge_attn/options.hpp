@@ -21,6 +21,16 @@ enum class Mode {
 /// The exponential of the upstream mode (the exact mode always uses wigner_d).
 enum class UpstreamExponential { pade, taylor4 };
 
+/// Precision of the (M8) scores a_i·b_j of float inputs in the exact mode (docs/conventions.md,
+/// Precision). float64 stores the lifted queries and keys in double and sums their products in
+/// double: accurate for every valid input. On the CPU it runs the double instantiation.
+enum class Scores { float32, float64 };
+
+/// What the exact forward does when the a-priori bound δ on its score error (P1) exceeds
+/// `score_error_tolerance`: throw InvalidArgument (the default: no silent wrong answers), or only
+/// report the bounds (AttentionResult::precision; gpu::Forward::precision()).
+enum class PrecisionCheck { raise, report };
+
 struct AttentionOptions {
   std::vector<double> kappa{1.0};  // temperature per head, or one value for every head; > 0
   MaskSpec mask;                   // causal, self-mask, local window, ALiBi
@@ -31,6 +41,9 @@ struct AttentionOptions {
   bool return_matrices = false;    // also KL and β, (B, H, N, N): for small N only
   bool kl_statistics = false;      // KL statistics of sequence 0 for the diversity report, O(N²)
   Mode mode = Mode::exact;
+  Scores scores = Scores::float32;                   // float inputs only; double inputs score in double
+  PrecisionCheck precision_check = PrecisionCheck::raise;
+  double score_error_tolerance = 1e4;                // nats of logit: a bound (P1) above it fails the check (conventions.md)
   UpstreamExponential exponential = UpstreamExponential::pade;
   // Mode::upstream backward, full Σ only: the upstream autograd's gradient, KL taken from detached inputs: KL, β fixed
   bool upstream_detached_kl = false;
@@ -63,6 +76,10 @@ inline std::vector<int> lengths_per_sequence(const AttentionOptions& opt, int ba
     require(opt.valid_lengths[b] >= 1 && opt.valid_lengths[b] <= tokens, "valid_lengths",
             "length ", opt.valid_lengths[b], " of sequence ", b, " is outside [1, ", tokens, "]");
   return opt.valid_lengths;
+}
+
+inline void check_precision_options(const AttentionOptions& o) {
+  require(o.score_error_tolerance > 0, "score_error_tolerance", "must be > 0 (nats), got ", o.score_error_tolerance);
 }
 
 inline void check_mask(const MaskSpec& m) {

@@ -52,7 +52,7 @@ GpuRun run_gpu_forward(const std::string& spec, int batch, int tokens, Covarianc
     GAUGE_ATTN_CUDA_CHECK(cudaDeviceSynchronize());
     auto host = [](const thrust::device_vector<float>& v) { return std::vector<float>(v.begin(), v.end()); };
     GpuRun r{host(out.mu),      host(out.sigma),   host(out.lse),    host(out.row_std), host(out.uniform_row_std),
-             host(out.entropy), host(out.energy), {}};
+             host(out.entropy), host(out.energy), {}, forward.precision()};
     if (statistics) {
       const gpu::DeviceOutputs o = gpu::device_outputs(q, int(H), out);
       r.statistics = gpu::reduce_row_statistics(o.row_std, o.uniform_row_std, o.entropy, batch, int(H), tokens,

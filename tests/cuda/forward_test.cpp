@@ -300,6 +300,67 @@ TEST_CASE("GPU pair-by-pair path reports bad input naming the argument", "[gpu]"
   }
 }
 
+namespace {
+
+/// Upstream-spec diagonal beliefs with variances log-uniform in [lo, hi] (the wide range).
+Beliefs<float> wide_beliefs(std::mt19937& rng, int N, double lo, double hi) {
+  std::normal_distribution<double> normal(0, 1);
+  std::uniform_real_distribution<double> log_variance(std::log(lo), std::log(hi));
+  Beliefs<float> q(2, N, specs::Upstream::embed_dim, Covariance::diagonal);
+  for (auto& x : q.mu) x = float(normal(rng));
+  for (auto& x : q.sigma) x = float(std::exp(log_variance(rng)));
+  for (auto& x : q.phi) x = float(0.5 * normal(rng));
+  return q;
+}
+
+}  // namespace
+
+TEST_CASE("GPU float32 scores raise for variances in [1e-6, 1e6]; float64 scores are accurate there", "[gpu][precision]") {
+  std::mt19937 rng(109);
+  const int N = 300;  // not a multiple of any tile
+  const Beliefs<float> q = wide_beliefs(rng, N, 1e-6, 1e6);
+  AttentionOptions o;
+  o.mask.causal = true;
+  try {
+    testing::run_gpu_forward("upstream", 2, N, Covariance::diagonal, q.mu, q.sigma, q.phi, o, false, false);
+    FAIL("no InvalidArgument from check_inputs() for float32 scores");
+  } catch (const InvalidArgument& e) {
+    CHECK(e.argument() == "sigma");
+  }
+  // The GPU's bounds are the CPU's (the same lift in float64), to rounding of the norms.
+  o.precision_check = PrecisionCheck::report;
+  const auto cpu32 = attention_forward<specs::Upstream>(q.view(), o);
+  const auto gpu32 = testing::run_gpu_forward("upstream", 2, N, Covariance::diagonal, q.mu, q.sigma, q.phi, o, false, false);
+  REQUIRE(gpu32.precision.size() == cpu32.precision.size());
+  for (std::size_t k = 0; k < cpu32.precision.size(); ++k)
+    CHECK(gpu32.precision[k].score_bound == Approx(cpu32.precision[k].score_bound).epsilon(1e-9));
+  o.precision_check = PrecisionCheck::raise;
+  o.scores = Scores::float64;
+  for (bool covariance_message : {false, true}) {
+    o.covariance_message = covariance_message;
+    const auto ref = attention_forward<specs::Upstream>(q.cast<double>().view(), o);
+    const auto gpu = testing::run_gpu_forward("upstream", 2, N, Covariance::diagonal, q.mu, q.sigma, q.phi, o,
+                                              covariance_message, true);
+    // Double scores leave the float softmax and message sums: the 1e-5 of the ordinary inputs.
+    CHECK(relative_error(gpu.mu, ref.mu) < 1e-5);
+    if (covariance_message) CHECK(relative_error(gpu.sigma, ref.sigma) < 1e-4);
+  }
+}
+
+TEST_CASE("GPU float64 scores match the CPU reference on every named spec and mask", "[gpu][precision]") {
+  std::mt19937 rng(110);
+  for (auto o : testing::mask_variants(0.8, 17, 40, -0.05, -0.02)) {
+    o.scores = Scores::float64;
+    compare<specs::Upstream>("upstream", 2, 130, Covariance::full, o, rng);
+  }
+  AttentionOptions o;
+  o.mask.causal = true;
+  o.scores = Scores::float64;
+  compare<specs::HigherRank>("higher-rank", 1, 200, Covariance::diagonal, o, rng);
+  compare<specs::Scaled>("scaled", 1, 77, Covariance::full, o, rng);
+  compare<specs::SingleL9>("single-l9", 1, 65, Covariance::diagonal, o, rng);
+}
+
 int main(int argc, char** argv) {
   if (gauge_attn::testing::gpu_count() == 0) {
     std::puts("gpu_forward_test: no CUDA device, skipped");

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <gauge_attn/options.hpp>
+#include <gauge_attn/precision.hpp>
 #include <gauge_attn/row_statistics.hpp>
 
 #include <string>
@@ -14,6 +15,7 @@ namespace gauge_attn::testing {
 struct GpuRun {
   std::vector<float> mu, sigma, lse, row_std, uniform_row_std, entropy, energy;  // layouts of DeviceOutputs
   std::vector<RowStatistics> statistics;  // (B, H), reduced on the device (statistics.cuh)
+  std::vector<HeadPrecision> precision;   // (B, H): Forward::precision()
 };
 
 /// Outputs of gpu::Pairwise, in double whatever the precision of the run.

@@ -16,6 +16,7 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "layout.cuh"
 
@@ -38,6 +39,8 @@ struct AttentionParams {
   const int* lengths = nullptr;
   const float* queries = nullptr;
   const float* keys = nullptr;
+  const double* queries64 = nullptr;  // the same in double, for Scores::float64
+  const double* keys64 = nullptr;
   const float* values = nullptr;
   const double* frames = nullptr;
   const double* means = nullptr;
@@ -82,14 +85,25 @@ __device__ inline bool tile_is_clear(const MaskSpec& m, int q0, int q1, int t0, 
   return true;
 }
 
-template <int K, bool Covariance, bool Statistics, bool Energy, class Spec>
-__device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, int tile, float* smem) {
-  using TS = TileShape<K>;
+template <int K, class Score, bool Covariance, bool Statistics, bool Energy, class Spec>
+__device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, int tile, char* smem) {
+  using TS = TileShape<K, Score>;
   using W = LiftedWidths<K>;
-  constexpr int P = TS::P, QR = TS::QR, KT = TS::keys, KPT = TS::keys_per_thread;
+  constexpr int P = TS::P, QR = TS::QR, KT = TS::keys, KPT = TS::keys_per_thread, E4 = TS::per_load;
   static_assert(KT % TS::step == 0, "a stage holds whole steps");
   constexpr int V = value_width<K>(Covariance);
-  constexpr int ks = TS::smem_stride(P), vs = TS::smem_stride(V);
+  constexpr int ks = TS::key_smem, vs = TS::smem_stride(V);
+  // Scores::float64: queries, keys and the score sums in double (cancellation of (P1)); the
+  // softmax and the message sums stay float, fed with the difference s − m rounded once.
+  const Score* queries;
+  const Score* keys;
+  if constexpr (sizeof(Score) == 8) {
+    queries = p.queries64;
+    keys = p.keys64;
+  } else {
+    queries = p.queries;
+    keys = p.keys;
+  }
   const HeadLayout& head = p.heads[h];
   const int n = p.lengths[b];
   const int q0 = tile * TS::queries;
@@ -98,15 +112,15 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
   const int kg = threadIdx.x % TS::key_groups, qg = threadIdx.x / TS::key_groups;
 
   // This thread's queries: rows q0 + qg + 16 r.
-  float a[QR][P];
+  Score a[QR][P];
   int row[QR];
   KeyRange range[QR];
   for (int r = 0; r < QR; ++r) {
     row[r] = q0 + qg + TS::query_groups * r;
     const bool active = row[r] < q1;
     range[r] = active ? key_range(p.mask, row[r], n) : KeyRange{0, 0, -1};
-    const float* src = p.queries + head.queries + (std::size_t(b) * p.tokens + (active ? row[r] : q0)) * TS::query_stride;
-    for (int k = 0; k < P; ++k) a[r][k] = active ? src[k] : 0.f;
+    const Score* src = queries + head.queries + (std::size_t(b) * p.tokens + (active ? row[r] : q0)) * TS::query_stride;
+    for (int k = 0; k < P; ++k) a[r][k] = active ? src[k] : Score(0);
   }
   // Online softmax state per query, relative to a reference m (log2 units, −∞ until a key is
   // allowed): w_j = 2^(s_j − m), l = Σ w, acc = Σ w·values. m is raised only when a score passes
@@ -125,17 +139,17 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
   const KeyRange first = key_range(p.mask, q0, n), last = key_range(p.mask, q1 - 1, n);
   const int lo = first.begin < last.begin ? first.begin : last.begin;
   const int hi = first.end > last.end ? first.end : last.end;
-  const int stage_floats = KT * (ks + vs);  // one stage: keys [KT][ks], then values [KT][vs]
-  const float* gk = p.keys + head.keys + std::size_t(b) * p.tokens * TS::key_stride;
+  constexpr int stage_bytes = TS::stage_bytes(V);  // one stage: keys [KT][ks] Scores, then values [KT][vs] floats
+  const Score* gk = keys + head.keys + std::size_t(b) * p.tokens * TS::key_stride;
   const float* gv = p.values + head.values + std::size_t(b) * p.tokens * head.value_stride;
   // Copies keys and values [t0, t0 + KT) into stage `st` asynchronously, zero-filling past `hi`.
   auto load_stage = [&](int st, int t0) {
-    float* sk = smem + st * stage_floats;
-    float* sv = sk + KT * ks;
-    for (int e = threadIdx.x; e < KT * (TS::key_stride / 4); e += TS::threads) {
-      const int rr = e / (TS::key_stride / 4), c4 = e % (TS::key_stride / 4);
+    Score* sk = reinterpret_cast<Score*>(smem + st * stage_bytes);
+    float* sv = reinterpret_cast<float*>(sk + KT * ks);
+    for (int e = threadIdx.x; e < KT * (TS::key_stride / E4); e += TS::threads) {
+      const int rr = e / (TS::key_stride / E4), c4 = e % (TS::key_stride / E4);
       const bool inside = t0 + rr < hi;
-      __pipeline_memcpy_async(sk + rr * ks + 4 * c4, gk + std::size_t(inside ? t0 + rr : lo) * TS::key_stride + 4 * c4,
+      __pipeline_memcpy_async(sk + rr * ks + E4 * c4, gk + std::size_t(inside ? t0 + rr : lo) * TS::key_stride + E4 * c4,
                               16, inside ? 0 : 16);
     }
     for (int e = threadIdx.x; e < KT * (round4(V) / 4); e += TS::threads) {
@@ -154,37 +168,38 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
     if (more) load_stage(st ^ 1, t0 + KT);  // the next stage flies while this one is read
     __pipeline_wait_prior(more ? 1 : 0);
     __syncthreads();
-    const float* sk = smem + st * stage_floats;
-    const float* sv = sk + KT * ks;
+    const Score* sk = reinterpret_cast<const Score*>(smem + st * stage_bytes);
+    const float* sv = reinterpret_cast<const float*>(sk + KT * ks);
     for (int c0 = t0; c0 < min(t0 + KT, hi); c0 += TS::step) {
       const int c1 = min(c0 + TS::step, hi);
       const bool clear =
           c1 - c0 == TS::step && tile_is_clear(p.mask, q0, q1, c0, c1, n, Statistics || p.mask.mask_self);
       const int first_key = c0 - t0 + kg;  // this thread's keys: first_key + 8c within the stage
 
-      // Scores of this thread's keys j = c0 + kg + 8c, in log2 units: a_i · b_j (M8), four
-      // elements of b_j per 16-byte shared load (the padding of b_j is zero).
+      // Scores of this thread's keys j = c0 + kg + 8c, in log2 units: a_i · b_j (M8), four floats
+      // (two doubles) of b_j per 16-byte shared load (the padding of b_j is zero).
       float s[QR][KPT], base[QR];
 #pragma unroll
       for (int r = 0; r < QR; ++r) base[r] = m[r] == -INFINITY ? 0.f : m[r];
 #pragma unroll
       for (int c = 0; c < KPT; ++c) {
-        const float* bj = sk + (first_key + TS::key_groups * c) * ks;
-        float dot[QR];
+        const Score* bj = sk + (first_key + TS::key_groups * c) * ks;
+        Score dot[QR];
 #pragma unroll
-        for (int r = 0; r < QR; ++r) dot[r] = -base[r];
+        for (int r = 0; r < QR; ++r) dot[r] = -Score(base[r]);
 #pragma unroll
-        for (int k = 0; k < P; k += 4) {
+        for (int k = 0; k < P; k += E4) {
           const float4 b4 = *reinterpret_cast<const float4*>(bj + k);
-          const float bk[4] = {b4.x, b4.y, b4.z, b4.w};
+          Score bk[E4];
+          memcpy(bk, &b4, 16);
 #pragma unroll
-          for (int e = 0; e < 4; ++e)
+          for (int e = 0; e < E4; ++e)
             if (k + e < P)
 #pragma unroll
-              for (int r = 0; r < QR; ++r) dot[r] = fmaf(a[r][k + e], bk[e], dot[r]);
+              for (int r = 0; r < QR; ++r) dot[r] = fma(a[r][k + e], bk[e], dot[r]);
         }
 #pragma unroll
-        for (int r = 0; r < QR; ++r) s[r][c] = dot[r];
+        for (int r = 0; r < QR; ++r) s[r][c] = float(dot[r]);
       }
       if (alibi != 0.f)  // logit += slope·(i − j), from the exact integer distance
 #pragma unroll
@@ -344,15 +359,15 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
 }  // namespace detail
 
 /// One block per (query tile, sequence, head); see AttentionParams for the order. Dynamic shared
-/// memory: two stages of the spec's largest key + value tile.
-template <class Spec, bool Covariance, bool Statistics, bool Energy>
+/// memory: two stages of the spec's largest key + value tile. Score: float, or double (Scores::float64).
+template <class Spec, class Score, bool Covariance, bool Statistics, bool Energy>
 __global__ void __launch_bounds__(128, Covariance ? 2 : GAUGE_ATTN_FLASH_MIN_BLOCKS) flash_kl_kernel(AttentionParams<Spec> p) {
   extern __shared__ float4 shared_tiles[];
   const BlockPlace at = place_block(p.groups, int(blockIdx.x), p.batch, true);
   visit_spin(at.group, typename Spec::spins{}, [&](auto spin) {
     constexpr int K = 2 * decltype(spin)::value + 1;
-    detail::attend_tile_rows<K, Covariance, Statistics, Energy>(p, at.b, at.h, at.tile,
-                                                                reinterpret_cast<float*>(shared_tiles));
+    detail::attend_tile_rows<K, Score, Covariance, Statistics, Energy>(p, at.b, at.h, at.tile,
+                                                                       reinterpret_cast<char*>(shared_tiles));
   });
 }
 

@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "check.cuh"
@@ -49,8 +50,12 @@ class Forward {
     gauge_attn::detail::check_mask(opt.mask);
     const std::vector<double> kappa = gauge_attn::detail::kappa_per_head(opt, H);
     const std::vector<int> lengths = gauge_attn::detail::lengths_per_sequence(opt, q.batch, q.tokens);
+    gauge_attn::detail::check_precision_options(opt);
     const bool covariance = out.sigma != nullptr, energy = out.energy != nullptr;
-    lift_.run(q, kappa, lengths, opt.identity_transport, covariance, stream);
+    const bool float64_scores = opt.scores == Scores::float64;
+    lift_.run(q, kappa, lengths, opt.identity_transport, covariance, stream, float64_scores);
+    last_ = opt;
+    kappa_ = kappa;
     const LiftParams<Spec>& lp = lift_.params();
 
     AttentionParams<Spec> ap;
@@ -58,13 +63,13 @@ class Forward {
     ap.batch = q.batch;
     ap.tokens = q.tokens;
     ap.embed_dim = q.embed_dim;
-    ap.groups = BlockGroups<Spec::num_irreps>::template of<Spec>(
-        q.batch, q.tokens, [](auto irrep) { return TileShape<decltype(irrep)::dim>::queries; });
     ap.mask = opt.mask;
     ap.diagonal_output = lp.diagonal;
     ap.lengths = lp.lengths;
     ap.queries = lp.queries;
     ap.keys = lp.keys;
+    ap.queries64 = lp.queries64;
+    ap.keys64 = lp.keys64;
     ap.values = lp.values;
     ap.frames = lp.frames;
     ap.means = lp.means;
@@ -84,12 +89,12 @@ class Forward {
       for (float* o : {out.lse, out.row_std, out.uniform_row_std, out.entropy, out.energy})
         if (o) GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(o, 0, rows * H * sizeof(float), stream));
     }
-    const dim3 grid{unsigned(ap.groups.blocks())};
     visit_flags(
-        [&](auto cov, auto stats, auto en) {
-          launch<decltype(cov)::value, decltype(stats)::value, decltype(en)::value>(grid, ap, stream);
+        [&](auto f64, auto cov, auto stats, auto en) {
+          using Score = std::conditional_t<decltype(f64)::value, double, float>;
+          launch<Score, decltype(cov)::value, decltype(stats)::value, decltype(en)::value>(ap, stream);
         },
-        covariance, statistics, energy);
+        float64_scores, covariance, statistics, energy);
   }
 
   /// The same on Thrust device vectors (device_vectors.cuh), their sizes checked first.
@@ -99,27 +104,40 @@ class Forward {
 
   /// Waits for `stream` and throws InvalidArgument naming the first bad belief the lift found
   /// (a covariance that is not positive definite or not finite, a non-finite mean or frame) in
-  /// any run since the last check; the report is then cleared.
-  void check_inputs(cudaStream_t stream = 0) { lift_.check_inputs(stream); }
+  /// any run since the last check; the report is then cleared. Then, under PrecisionCheck::raise
+  /// (the default), throws InvalidArgument ("sigma" or "mu") when the last run's bound (P1) on the
+  /// score error exceeds options.score_error_tolerance (precision.hpp).
+  void check_inputs(cudaStream_t stream = 0) {
+    lift_.check_inputs(stream);
+    if (last_.precision_check == PrecisionCheck::raise)
+      gauge_attn::detail::check_precision<Spec>(precision(stream), last_, kappa_, last_.scores == Scores::float64);
+  }
+
+  /// The bounds (P1), (P2) of the last run per (sequence, head), (B, H); synchronises `stream`.
+  std::vector<HeadPrecision> precision(cudaStream_t stream = 0) const {
+    return lift_.precision(last_.mask.alibi_slope, stream);
+  }
 
  private:
-  template <bool Covariance, bool Statistics, bool Energy>
-  void launch(dim3 grid, const AttentionParams<Spec>& ap, cudaStream_t stream) {
+  template <class Score, bool Covariance, bool Statistics, bool Energy>
+  void launch(AttentionParams<Spec> ap, cudaStream_t stream) {
+    ap.groups = BlockGroups<Spec::num_irreps>::template of<Spec>(
+        ap.batch, ap.tokens, [](auto irrep) { return TileShape<decltype(irrep)::dim, Score>::queries; });
     std::size_t smem = 0;
     Spec::for_each_irrep([&](auto irrep, int) {
       constexpr int K = 2 * decltype(irrep)::l + 1;
-      using TS = TileShape<K>;
-      smem = std::max(smem, 2 * sizeof(float) * TS::keys *  // two stages
-                                (TS::smem_stride(TS::P) + TS::smem_stride(value_width<K>(Covariance))));
+      smem = std::max(smem, std::size_t(2 * TileShape<K, Score>::stage_bytes(value_width<K>(Covariance))));  // two stages
     });
-    auto kernel = flash_kl_kernel<Spec, Covariance, Statistics, Energy>;
+    auto kernel = flash_kl_kernel<Spec, Score, Covariance, Statistics, Energy>;
     if (smem > 48 * 1024)
       GAUGE_ATTN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    kernel<<<grid, 128, smem, stream>>>(ap);
+    kernel<<<unsigned(ap.groups.blocks()), 128, smem, stream>>>(ap);
     GAUGE_ATTN_CUDA_CHECK_LAUNCH(flash_kl_kernel);
   }
 
   LiftWorkspace<Spec> lift_;
+  AttentionOptions last_;      // the options of the last run, for check_inputs() and precision()
+  std::vector<double> kappa_;  // its κ per head
 };
 
 }  // namespace gauge_attn::gpu

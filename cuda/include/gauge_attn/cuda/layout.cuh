@@ -20,16 +20,20 @@ namespace gauge_attn::gpu {
 /// Rounds up to a multiple of 4 floats, for 16-byte vector accesses.
 GAUGE_ATTN_HOST_DEVICE constexpr int round4(int n) { return (n + 3) / 4 * 4; }
 
-/// Tile shapes of the attention kernel for a head of dimension K (see docs/cuda.md).
-template <int K>
+/// Tile shapes of the attention kernel for a head of dimension K whose lifted queries and keys are
+/// of type Score (float, or double for Scores::float64; see docs/cuda.md).
+template <int K, class Score = float>
 struct TileShape {
   using W = LiftedWidths<K>;
   static constexpr int P = W::lifted;             // (M8) width
-  static constexpr int query_stride = round4(P);  // floats per query vector in global memory
-  static constexpr int key_stride = round4(P);    // floats per key vector in global memory
+  static constexpr int query_stride = round4(P);  // Scores per query vector in global memory
+  static constexpr int key_stride = round4(P);    // Scores per key vector in global memory
+  static constexpr int per_load = 16 / int(sizeof(Score));  // Scores per 16-byte load
   // Queries per thread (register tiling): each key element read from shared memory feeds QR FMAs.
-  // Fewer for wide heads, so that every head fits the kernel's register budget (128 per thread).
-  static constexpr int QR = P <= 12 ? 4 : (P <= 24 ? GAUGE_ATTN_FLASH_WIDE_QUERIES : (P <= 40 ? 2 : 1));
+  // Fewer for wide heads, so that every head fits the kernel's register budget (128 per thread);
+  // half as many with double queries, which take two registers an element.
+  static constexpr int QR = sizeof(Score) == 8 ? (P <= 12 ? 2 : 1)
+                                               : P <= 12 ? 4 : (P <= 24 ? GAUGE_ATTN_FLASH_WIDE_QUERIES : (P <= 40 ? 2 : 1));
   static constexpr int key_groups = 8;    // lanes that split one query group's keys
   static constexpr int query_groups = 16; // 128 threads = 16 query groups × 8 key groups
   static constexpr int threads = key_groups * query_groups;
@@ -42,6 +46,12 @@ struct TileShape {
   // Shared-memory row strides: an odd number of 16-byte chunks, so the 8 keys that a warp reads at
   // once fall in distinct bank groups.
   GAUGE_ATTN_HOST_DEVICE static constexpr int smem_stride(int floats) { return (round4(floats) / 4) % 2 ? round4(floats) : round4(floats) + 4; }
+  // The same for the keys, in Scores: an odd number of 16-byte chunks.
+  static constexpr int key_smem = (key_stride / per_load) % 2 ? key_stride : key_stride + per_load;
+  // Bytes of one shared-memory stage: KT keys, then KT value rows of V floats.
+  GAUGE_ATTN_HOST_DEVICE static constexpr int stage_bytes(int V) {
+    return keys * (key_smem * int(sizeof(Score)) + smem_stride(V) * int(sizeof(float)));
+  }
 };
 
 /// Tile shapes of the backward pair pass (flash_kl_backward.cuh) for a head of dimension K whose

@@ -46,7 +46,10 @@ struct LiftParams {
   const double* tables = nullptr;
   float* queries = nullptr;
   float* keys = nullptr;
+  double* queries64 = nullptr;  // Scores::float64: queries and keys stored in double instead
+  double* keys64 = nullptr;
   float* values = nullptr;
+  unsigned long long* norms = nullptr;   // (B, H, 3): max ‖a_i‖, ‖b_j‖ (nats), ‖ν_j − ν̄‖ as bits (P1)
   double* frames = nullptr;
   double* means = nullptr;
   double* half_logdets = nullptr;        // (H, B, N): ½ ln det Σ_i
@@ -144,13 +147,33 @@ __device__ bool pull_back_token(const LiftParams<Spec>& p, int h, std::size_t t,
   return lifted::pull_back<double, K>(R, mu, sigma, K, p.diagonal, pb);
 }
 
-/// Pulls back token i (§5), centres ν on `mean`, packs a, b (× log2 e) and the values.
+/// Stores a lifted vector (scaled by `scale`) into a row of `stride` elements, zero-padded.
+template <int P, class Out>
+__device__ void store_lifted(const double (&v)[P], double scale, Out* out, int stride) {
+  for (int k = 0; k < stride; ++k) out[k] = k < P ? Out(v[k] * scale) : Out(0);
+}
+
+/// Max of the three norms of (P1) over the warp, then one atomic max each (the bits of a
+/// non-negative double order as the double does). Every lane of the warp calls it.
+template <class Spec>
+__device__ void warp_max_norms(const LiftParams<Spec>& p, int b, int h, double (&n)[3]) {
+  for (int k = 0; k < 3; ++k)
+    for (int o = 16; o > 0; o /= 2) n[k] = fmax(n[k], __shfl_xor_sync(0xffffffffu, n[k], o));
+  if (threadIdx.x % 32 == 0)
+    for (int k = 0; k < 3; ++k)
+      atomicMax(p.norms + (std::size_t(b) * Spec::num_heads + h) * 3 + k,
+                static_cast<unsigned long long>(__double_as_longlong(n[k])));
+}
+
+/// Pulls back token i (§5), centres ν on `mean`, packs a, b (× log2 e) and the values; returns the
+/// norms of (P1) in `norms` (zeros for an invalid token).
 template <int K, class Spec>
-__device__ void lift_pack(const LiftParams<Spec>& p, int b, int h, int i, const double* mean) {
+__device__ void lift_pack(const LiftParams<Spec>& p, int b, int h, int i, const double* mean, double (&norms)[3]) {
   using W = LiftedWidths<K>;
   using TS = TileShape<K>;
   const HeadLayout& head = p.heads[h];
   const std::size_t t = std::size_t(b) * p.tokens + i;
+  norms[0] = norms[1] = norms[2] = 0;
   lifted::PulledBack<double, K> pb;
   if (!pull_back_token<K>(p, h, t, pb)) {
     report(p.status, InputError::covariance, (long long)t * Spec::num_heads + h);
@@ -160,17 +183,22 @@ __device__ void lift_pack(const LiftParams<Spec>& p, int b, int h, int i, const 
   double nu[K];
   for (int k = 0; k < K; ++k) nu[k] = pb.nu[k] - mean[k];
   constexpr double log2e = 1.4426950408889634;
-  float* a = p.queries + head.queries + t * TS::query_stride;
-  float* key = p.keys + head.keys + t * TS::key_stride;
-  float packed[W::lifted];
+  double packed[W::lifted], packed_key[W::lifted];
   lifted::pack_query(pb, nu, packed);
-  for (int k = 0; k < TS::query_stride; ++k) a[k] = k < W::lifted ? packed[k] : 0.f;
-  double packed_key[W::lifted];
   lifted::pack_key(pb, nu, head.kappa, packed_key);
-  for (int k = 0; k < TS::key_stride; ++k) key[k] = k < W::lifted ? float(packed_key[k] * log2e) : 0.f;
+  norms[0] = lifted::norm(packed);
+  norms[1] = lifted::norm(packed_key);
+  norms[2] = lifted::norm(nu);
+  if (p.queries64) {
+    store_lifted(packed, 1.0, p.queries64 + head.queries + t * TS::query_stride, TS::query_stride);
+    store_lifted(packed_key, log2e, p.keys64 + head.keys + t * TS::key_stride, TS::key_stride);
+  } else {
+    store_lifted(packed, 1.0, p.queries + head.queries + t * TS::query_stride, TS::query_stride);
+    store_lifted(packed_key, log2e, p.keys + head.keys + t * TS::key_stride, TS::key_stride);
+  }
   // Values [ν, sym(S + ννᵀ)]: the mean message reads the first K.
   float* v = p.values + head.values + t * head.value_stride;
-  for (int k = 0; k < head.value_stride; ++k) v[k] = k < K ? float(nu[k]) : k < K + W::sym ? packed[k - K] : 0.f;
+  for (int k = 0; k < head.value_stride; ++k) v[k] = k < K ? float(nu[k]) : k < K + W::sym ? float(packed[k - K]) : 0.f;
 }
 
 }  // namespace detail
@@ -198,12 +226,13 @@ __global__ void __launch_bounds__(lift_threads) lift_pack_kernel(LiftParams<Spec
   const int b = blockIdx.z, h = blockIdx.y, i = blockIdx.x * lift_threads + threadIdx.x;
   const HeadLayout& head = p.heads[h];
   const int n = p.lengths[b];
-  if (i >= n) return;
+  if (blockIdx.x * lift_threads >= n) return;  // whole warps stay for the norms' reduction
   visit_spin(head.irrep, typename Spec::spins{}, [&](auto spin) {
     constexpr int K = 2 * decltype(spin)::value + 1;
-    double mean[K];
+    double mean[K], norms[3] = {0, 0, 0};
     for (int k = 0; k < K; ++k) mean[k] = p.means[head.means + std::size_t(b) * K + k] / n;
-    detail::lift_pack<K>(p, b, h, i, mean);
+    if (i < n) detail::lift_pack<K>(p, b, h, i, mean, norms);
+    detail::warp_max_norms(p, b, h, norms);
   });
 }
 
@@ -227,7 +256,9 @@ __global__ void __launch_bounds__(lift_threads) lift_sequence_kernel(LiftParams<
         mean[k] = nu[k] / n;
       }
     __syncthreads();
-    if (i < n) detail::lift_pack<K>(p, b, h, i, mean);
+    double norms[3] = {0, 0, 0};
+    if (i < n) detail::lift_pack<K>(p, b, h, i, mean, norms);
+    detail::warp_max_norms(p, b, h, norms);
   });
 }
 

@@ -7,12 +7,14 @@
 
 #include <gauge_attn/detail/so3_tables.hpp>
 #include <gauge_attn/irreps.hpp>
+#include <gauge_attn/precision.hpp>
 
 #include <cuda_runtime.h>
 #include <thrust/device_vector.h>
 
 #include <algorithm>
 #include <cstddef>
+#include <cstring>
 #include <vector>
 
 #include "check.cuh"
@@ -30,11 +32,12 @@ class LiftWorkspace {
 
   /// Lifts every token and head of `q` (shapes already checked) on `stream`; no synchronisation.
   /// `kappa` and `lengths` are the checked per-head temperatures and per-sequence valid lengths;
-  /// with `covariance_values` the values carry sym(S + ννᵀ) after ν.
+  /// with `covariance_values` the values carry sym(S + ννᵀ) after ν; with `float64_scores` the
+  /// queries and keys are stored in double (Scores::float64), else in float.
   void run(const DeviceBeliefs& q, const std::vector<double>& kappa, const std::vector<int>& lengths,
-           bool identity_transport, bool covariance_values, cudaStream_t stream) {
+           bool identity_transport, bool covariance_values, cudaStream_t stream, bool float64_scores = false) {
     using detail::raw;
-    prepare(q, kappa, lengths, covariance_values, stream);
+    prepare(q, kappa, lengths, covariance_values, float64_scores, stream);
     LiftParams<Spec>& p = params_;
     std::copy(heads_.begin(), heads_.end(), p.heads);
     std::copy(quarter_turn_offsets_.begin(), quarter_turn_offsets_.end(), p.quarter_turns);
@@ -48,8 +51,12 @@ class LiftWorkspace {
     p.phi = q.phi;
     p.lengths = raw(lengths_);
     p.tables = raw(tables_);
-    p.queries = raw(queries_);
-    p.keys = raw(keys_);
+    p.queries = float64_scores ? nullptr : raw(queries_);
+    p.keys = float64_scores ? nullptr : raw(keys_);
+    p.queries64 = float64_scores ? raw(queries64_) : nullptr;
+    p.keys64 = float64_scores ? raw(keys64_) : nullptr;
+    p.norms = raw(norms_);
+    GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(p.norms, 0, norms_.size() * sizeof(unsigned long long), stream));
     p.values = raw(values_);
     p.frames = raw(frames_);
     p.means = raw(means_);
@@ -76,6 +83,24 @@ class LiftWorkspace {
     return std::any_of(lengths_host_.begin(), lengths_host_.end(), [&](int n) { return n < params_.tokens; });
   }
 
+  /// Waits for `stream` and returns the bounds (P1), (P2) of the last run per (sequence, head), (B, H),
+  /// from the norms the lift reduced (precision.hpp); `slope` is the run's ALiBi slope.
+  std::vector<HeadPrecision> precision(double slope, cudaStream_t stream) const {
+    std::vector<unsigned long long> bits(norms_.size());
+    GAUGE_ATTN_CUDA_CHECK(cudaMemcpyAsync(bits.data(), thrust::raw_pointer_cast(norms_.data()), bits.size() * sizeof bits[0],
+                                          cudaMemcpyDeviceToHost, stream));
+    GAUGE_ATTN_CUDA_CHECK(cudaStreamSynchronize(stream));
+    std::vector<HeadPrecision> r(std::size_t(params_.batch) * H);
+    for (std::size_t k = 0; k < r.size(); ++k) {
+      double n[3];
+      std::memcpy(n, &bits[3 * k], sizeof n);
+      const int K = heads_[k % H].dim;
+      r[k] = head_precision(K * (K + 1) / 2 + K + 1, score_unit(params_.queries64 != nullptr), n[0], n[1], n[2], slope,
+                            lengths_host_[k / H]);
+    }
+    return r;
+  }
+
   /// Waits for `stream` and throws InvalidArgument naming the first bad input reported into the
   /// status word (by the lift or by a later kernel) since the last check; the report is cleared.
   void check_inputs(cudaStream_t stream) {
@@ -92,7 +117,7 @@ class LiftWorkspace {
  private:
   /// Sizes the workspace, uploads the lengths and the quarter-turn tables.
   void prepare(const DeviceBeliefs& q, const std::vector<double>& kappa, const std::vector<int>& lengths,
-               bool covariance_values, cudaStream_t stream) {
+               bool covariance_values, bool float64_scores, cudaStream_t stream) {
     using detail::grow;
     heads_.assign(H, HeadLayout{});
     std::size_t nq = 0, nk = 0, nv = 0, nf = 0, nm = 0;
@@ -118,8 +143,14 @@ class LiftWorkspace {
       nf += BN * K * K;
       nm += std::size_t(q.batch) * K;
     }
-    grow(queries_, nq);
-    grow(keys_, nk);
+    if (float64_scores) {
+      grow(queries64_, nq);
+      grow(keys64_, nk);
+    } else {
+      grow(queries_, nq);
+      grow(keys_, nk);
+    }
+    grow(norms_, std::size_t(q.batch) * H * 3);
     grow(values_, nv);
     grow(frames_, nf);
     grow(means_, nm);
@@ -148,6 +179,8 @@ class LiftWorkspace {
   std::vector<std::size_t> quarter_turn_offsets_;
   std::vector<int> lengths_host_;
   thrust::device_vector<float> queries_, keys_, values_;
+  thrust::device_vector<double> queries64_, keys64_;
+  thrust::device_vector<unsigned long long> norms_;
   thrust::device_vector<double> frames_, means_, half_logdets_, tables_;
   thrust::device_vector<int> lengths_;
   thrust::device_vector<unsigned long long> status_;

@@ -1,0 +1,79 @@
+// gauge_attn/precision.hpp: the a-priori bound on the rounding error of the (M8) scores, per
+// (sequence, head), and the check that turns an exceeded bound into an error (docs/conventions.md,
+// Precision). No Eigen: the CUDA host API includes it.
+//
+// A score s_ij = a_i·b_j (+ bias) summed in a precision of unit roundoff u from stored vectors
+// rounded to that precision, in an FMA chain of P terms started at c (the ALiBi bias, or the GPU's
+// running maximum, |c| ≤ max|s|) is off by at most (P + 4)·u·(|c| + Σ_p |a_ip b_jp|) (Higham, Thm 3.5,
+// with the two storage roundings). Σ_p |a_ip b_jp| ≤ ‖a_i‖‖b_j‖ (Cauchy–Schwarz), so for every pair
+// of the (sequence, head), with A = max_i ‖a_i‖, B = max_j ‖b_j‖ (b in nats, 1/κ included):
+//   δ = 2 (P + 4) u (A·B + |slope|·(n − 1)) + 4·2⁻²⁴                                          (P1)
+// (the last term: the float exponential, and the float rounding of s − max of the keys that carry
+// weight). Logits off by at most δ move every weight by a factor in [e^−2δ, e^2δ], so Σ_j |Δβ_ij| ≤
+// e^2δ − 1, and a message, a β-weighted mean of values v_j (ν_j, or S_j + ν_jν_jᵀ), moves by
+//   ‖Δm_i‖ ≤ (e^2δ − 1) · max_j ‖v_j − c‖   for any c (Σ_j Δβ_ij = 0); for the mean, c = ν̄.      (P2)
+#pragma once
+
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "error.hpp"
+#include "irreps.hpp"
+#include "options.hpp"
+
+namespace gauge_attn {
+
+/// The bound of one (sequence, head) and what it was computed from.
+struct HeadPrecision {
+  double score_bound = 0;    // δ of (P1), nats of logit
+  double message_bound = 0;  // e^2δ − 1 of (P2), relative to the spread D of the values
+  double query_norm = 0;     // A = max_i ‖a_i‖
+  double key_norm = 0;       // B = max_j ‖b_j‖ (nats)
+  double mean_spread = 0;    // D = max_j ‖ν_j − ν̄‖
+};
+
+/// Unit roundoff of the scores: 2⁻²⁴ for float32, 2⁻⁵³ for float64.
+constexpr double score_unit(bool float64) { return float64 ? 0x1p-53 : 0x1p-24; }
+
+/// (P1) and (P2) from the norms of the lifted vectors of a head of width P over n valid tokens.
+inline HeadPrecision head_precision(int P, double unit, double query_norm, double key_norm, double mean_spread,
+                                    double slope, int n) {
+  HeadPrecision r;
+  r.query_norm = query_norm;
+  r.key_norm = key_norm;
+  r.mean_spread = mean_spread;
+  r.score_bound = 2 * (P + 4) * unit * (query_norm * key_norm + std::abs(slope) * (n - 1)) + 4 * 0x1p-24;
+  r.message_bound = std::expm1(2 * r.score_bound);  // +∞ once 2δ > ~709
+  return r;
+}
+
+namespace detail {
+
+/// Under PrecisionCheck::raise, throws InvalidArgument for the first (sequence, head) of `bounds`
+/// ((B, H), Spec's heads) whose δ exceeds the tolerance. The argument named is what dominates the
+/// query vectors a_i = [sym(S_i + ν_iν_iᵀ), ν_i, 1]: "mu" when the centred means do (D² > A/2), else
+/// "sigma" (the variances' range; κ, which scales b, is quoted in the message).
+template <class Spec>
+void check_precision(const std::vector<HeadPrecision>& bounds, const AttentionOptions& o,
+                     const std::vector<double>& kappa, bool float64_scores) {
+  if (o.precision_check != PrecisionCheck::raise) return;
+  for (std::size_t k = 0; k < bounds.size(); ++k) {
+    const HeadPrecision& p = bounds[k];
+    if (p.score_bound <= o.score_error_tolerance) continue;
+    const int b = int(k / Spec::num_heads), h = int(k % Spec::num_heads);
+    const bool means = p.mean_spread * p.mean_spread > p.query_norm / 2;
+    throw InvalidArgument(
+        means ? "mu" : "sigma",
+        str("the ", float64_scores ? "float64" : "float32", " scores of head ", h, " (", irrep_label(Spec::head(h).l),
+            ") in sequence ", b, " may be off by up to δ = ", p.score_bound, " nats (bound (P1): max |a_i| = ",
+            p.query_norm, ", max |b_j| = ", p.key_norm, " at kappa = ", kappa[h], ", centred means up to ",
+            p.mean_spread, "), above score_error_tolerance = ", o.score_error_tolerance,
+            means ? ": the means are far apart for float scores" : ": the variances span too many decades for float scores",
+            "; use double inputs or options.scores = Scores::float64, or PrecisionCheck::report to accept it"));
+  }
+}
+
+}  // namespace detail
+}  // namespace gauge_attn
