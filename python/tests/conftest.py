@@ -1,0 +1,45 @@
+"""Shared helpers of the gauge_attn Python tests: random beliefs and the upstream fixtures."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import gauge_attn
+
+REPO = Path(__file__).resolve().parents[2]
+# The design's shared folder lies beside the checkout, as in CI (the C++ tests read the same files);
+# GAUGE_ATTN_FIXTURE_DIR points elsewhere, like the CMake option of that name.
+FIXTURES = Path(os.environ.get("GAUGE_ATTN_FIXTURE_DIR", REPO.parent / "shared" / "fixtures" / "upstream_parity_small")).parent
+
+
+def fixture(case: str, name: str) -> torch.Tensor:
+    """shared/fixtures/<case>/<name>.npy as a float64 tensor; a missing file fails the test."""
+    path = FIXTURES / case / f"{name}.npy"
+    if not path.exists():
+        pytest.fail(f"upstream fixture {path} not found: the tests expect ../shared/fixtures beside the checkout "
+                    "(or GAUGE_ATTN_FIXTURE_DIR)")
+    return torch.from_numpy(np.load(path))
+
+
+def random_beliefs(spec="upstream", B=2, N=5, full=False, dtype=torch.float64, seed=0):
+    """mu ~ N(0, 1), variances ~ U[0.5, 2] or SPD blocks A Aᵀ/K + I/2, phi ~ N(0, 0.5²): away from
+    every clamp of the upstream mode, so that the attention is smooth in all its inputs."""
+    g = torch.Generator().manual_seed(seed)
+    layout = gauge_attn.parse_spec(spec)
+    E = layout.embed_dim
+    mu = torch.randn(B, N, E, generator=g, dtype=dtype)
+    phi = 0.5 * torch.randn(B, N, 3, generator=g, dtype=dtype)
+    if not full:
+        return mu, 0.5 + 1.5 * torch.rand(B, N, E, generator=g, dtype=dtype), phi
+    sigma = torch.zeros(B, N, E, E, dtype=dtype)
+    offset = 0
+    for heads, l in layout.irreps:
+        K = 2 * l + 1
+        for _ in range(heads):
+            A = torch.randn(B, N, K, K, generator=g, dtype=dtype)
+            sigma[..., offset:offset + K, offset:offset + K] = A @ A.transpose(-1, -2) / K + 0.5 * torch.eye(K, dtype=dtype)
+            offset += K
+    return mu, sigma, phi
