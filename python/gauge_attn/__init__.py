@@ -10,7 +10,6 @@ what PyTorch wants registered from Python: the fake kernels, with which torch.co
 operators without running them, and the autograd formula. docs/pytorch.md is the user's guide.
 """
 
-import functools
 import re
 from typing import NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -63,7 +62,6 @@ def _irreps(text: str) -> Optional[Tuple[Tuple[int, int], ...]]:
     return tuple((int(m.group(1)), int(m.group(2))) for m in terms)
 
 
-@functools.lru_cache(maxsize=None)
 def parse_spec(spec: str) -> IrrepSpec:
     """The IrrepSpec of a spec name (``NAMED_SPECS``) or of a string like "5x0+3x1+1x2".
 
@@ -169,12 +167,13 @@ torch.library.register_autograd("gauge_attn::kl_attention", _backward, setup_con
 
 
 def kl_attention(mu: torch.Tensor, sigma: torch.Tensor, phi: torch.Tensor,
-                 kappa: Union[float, Sequence[float], torch.Tensor], spec: str = "upstream", *,
+                 kappa: Union[float, Sequence[float], torch.Tensor], spec: Union[str, IrrepSpec] = "upstream", *,
                  valid_lengths: Optional[torch.Tensor] = None, mode: str = "exact", exponential: str = "pade",
                  causal: bool = False, mask_self: bool = False, window: int = 0, alibi_slope: float = 0.0,
                  identity_transport: bool = False, covariance_message: bool = False,
                  attention_energy: bool = False) -> Attention:
-    """KL attention of every head of ``spec`` (M5, M6; M7 and the energy on request).
+    """KL attention of every head of ``spec`` (a name, "HxL+...", or an IrrepSpec) (M5, M6; M7 and
+    the energy on request).
 
     mu (B, N, E), sigma (B, N, E) variances or (B, N, E, E) covariances (only the per-head blocks are
     read), phi (B, N, 3) frames; float32 or float64, any strides. kappa: one temperature for every
@@ -185,7 +184,7 @@ def kl_attention(mu: torch.Tensor, sigma: torch.Tensor, phi: torch.Tensor,
     (torch.matrix_exp upstream) or "taylor4". window: 0 (off), causal: i - W < j <= i, else
     |i - j| <= W/2. alibi_slope: logit += slope * (i - j).
     """
-    spec_ = parse_spec(spec)
+    spec_ = spec if isinstance(spec, IrrepSpec) else parse_spec(spec)
     if not isinstance(kappa, torch.Tensor):
         kappa = torch.tensor(kappa, dtype=torch.float64, device=mu.device).reshape(-1)
     _check_inputs(mu, sigma, phi, kappa, valid_lengths, spec_, mode, exponential)
@@ -233,7 +232,7 @@ class KLAttention(torch.nn.Module):
 
     def forward(self, mu: torch.Tensor, sigma: torch.Tensor, phi: torch.Tensor,
                 valid_lengths: Optional[torch.Tensor] = None) -> Attention:
-        return kl_attention(mu, sigma, phi, self.kappa, self.spec.name, valid_lengths=valid_lengths, **self.options)
+        return kl_attention(mu, sigma, phi, self.kappa, self.spec, valid_lengths=valid_lengths, **self.options)
 
     def extra_repr(self) -> str:
         options = ", ".join(f"{k}={v!r}" for k, v in self.options.items())

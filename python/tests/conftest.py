@@ -9,6 +9,11 @@ import torch
 
 import gauge_attn
 
+# One thread: the tests call the operator thousands of times on tiny inputs (gradcheck), where the
+# library's OpenMP regions cost more than the work, 30 ms instead of 0.2 ms per call on a loaded
+# 2-core machine. test_ops.py::test_threads_agree runs the parallel path.
+torch.set_num_threads(1)
+
 REPO = Path(__file__).resolve().parents[2]
 # The design's shared folder lies beside the checkout, as in CI (the C++ tests read the same files);
 # GAUGE_ATTN_FIXTURE_DIR points elsewhere, like the CMake option of that name.

@@ -254,6 +254,24 @@ def test_non_contiguous_inputs_give_the_contiguous_result():
     assert mu_t.grad.shape == mu.shape
 
 
+def test_threads_agree():
+    """The library's OpenMP loops give the single-threaded result (conftest runs on one thread)."""
+    mu, sigma, phi = random_beliefs(B=3, N=70, seed=12)  # several 64-row blocks per head
+    kw = dict(causal=True, covariance_message=True, attention_energy=True)
+    inputs = [t.clone().requires_grad_() for t in (mu, sigma, phi)]
+    serial = kl_attention(*inputs, 0.8, **kw)
+    serial_grads = torch.autograd.grad(sum(o.sum() for o in serial), inputs)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        parallel = kl_attention(*inputs, 0.8, **kw)
+        parallel_grads = torch.autograd.grad(sum(o.sum() for o in parallel), inputs)
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip((*parallel, *parallel_grads), (*serial, *serial_grads)):
+        torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-13)
+
+
 def test_padded_tokens_have_zero_outputs_and_gradients():
     mu, sigma, phi = random_beliefs(B=2, N=5, seed=8)
     mu.requires_grad_()
@@ -267,7 +285,7 @@ def test_padded_tokens_have_zero_outputs_and_gradients():
 # Bad input: a Python error that names the argument.
 
 @pytest.mark.parametrize("change, error, argument", [
-    (dict(mu=torch.zeros(2, 4)), ValueError, "'mu'"),
+    (dict(mu=torch.zeros(2, 4, dtype=torch.float64)), ValueError, "'mu'"),
     (dict(mu=torch.zeros(2, 4, 20, dtype=torch.float64)), ValueError, "'mu' has E = 20"),
     (dict(mu=torch.zeros(2, 4, 19, dtype=torch.int64)), TypeError, "'mu'"),
     (dict(sigma=torch.ones(2, 4, 19)), TypeError, "'sigma'"),
