@@ -62,14 +62,21 @@ def _irreps(text: str) -> Optional[Tuple[Tuple[int, int], ...]]:
     return tuple((int(m.group(1)), int(m.group(2))) for m in terms)
 
 
-def parse_spec(spec: str) -> IrrepSpec:
-    """The IrrepSpec of a spec name (``NAMED_SPECS``) or of a string like "5x0+3x1+1x2".
+def parse_spec(spec) -> IrrepSpec:
+    """The IrrepSpec of a spec name (``NAMED_SPECS``), of a string like "5x0+3x1+1x2", or of the
+    upstream layer's irrep_spec, a list like [("ℓ0", 5, 1), ("ℓ1", 3, 3), ("ℓ2", 1, 5)] of
+    (label, heads, dim = 2l+1).
 
-    Raises ValueError for a string that is neither, and NotImplementedError for a well-formed spec
-    that is not compiled into the extension (building others just in time is not implemented yet).
+    Raises ValueError for anything else, and NotImplementedError for a well-formed spec that is
+    not compiled into the extension (building others just in time is not implemented yet).
     """
+    if isinstance(spec, (list, tuple)) and all(isinstance(t, (list, tuple)) and len(t) == 3 for t in spec):
+        if not all(isinstance(d, int) and d % 2 == 1 for _, _, d in spec):
+            raise ValueError(f"gauge_attn: 'spec': every irrep dimension must be odd (2l+1), got {spec!r}")
+        spec = "+".join(f"{heads}x{(dim - 1) // 2}" for _, heads, dim in spec)
     if not isinstance(spec, str):
-        raise TypeError(f"gauge_attn: 'spec' must be a str (a name or 'HxL+...'), got {type(spec).__name__}")
+        raise TypeError(f"gauge_attn: 'spec' must be a name, a string 'HxL+...' or a list of (label, heads, dim), "
+                        f"got {type(spec).__name__}")
     if spec in NAMED_SPECS:
         return IrrepSpec(spec, _irreps(NAMED_SPECS[spec]))
     irreps = _irreps(spec)
@@ -155,6 +162,7 @@ def _setup_context(ctx, inputs, output):
     ctx.options = inputs[5:]  # spec, mode, ... attention_energy: plain values
 
 
+@torch.autograd.function.once_differentiable  # no double backward: a second one raises, not returns zeros
 def _backward(ctx, grad_mu, grad_sigma, grad_energy, grad_lse):
     # The log-sum-exp is saved state, not a result (kl_attention drops it), so grad_lse is unused;
     # the gradients of outputs that were not produced are ignored by the kernel.

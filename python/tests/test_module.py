@@ -77,6 +77,13 @@ def test_bad_arguments(arguments, error, match):
         KLAttention(**arguments)
 
 
+def test_the_upstream_irrep_spec_is_accepted():
+    layer = KLAttention([("ℓ0", 5, 1), ("ℓ1", 3, 3), ("ℓ2", 1, 5)])
+    assert layer.spec == gauge_attn.parse_spec("upstream")
+    with pytest.raises(ValueError, match="'spec'"):
+        KLAttention([("ℓ0", 5, 2)])
+
+
 def test_wrong_embedding_width_for_the_spec():
     mu, sigma, phi = random_beliefs("single-l9", B=1, N=3)
     with pytest.raises(ValueError, match="'mu' has E = 19 but spec 'higher-rank'"):

@@ -272,6 +272,14 @@ def test_threads_agree():
         torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-13)
 
 
+def test_double_backward_raises():
+    mu, sigma, phi = random_beliefs(B=1, N=3, seed=13)
+    mu.requires_grad_()
+    grad, = torch.autograd.grad(kl_attention(mu, sigma, phi, 1.0).mu.square().sum(), mu, create_graph=True)
+    with pytest.raises(RuntimeError, match="differentiate twice"):
+        grad.sum().backward()
+
+
 def test_padded_tokens_have_zero_outputs_and_gradients():
     mu, sigma, phi = random_beliefs(B=2, N=5, seed=8)
     mu.requires_grad_()
