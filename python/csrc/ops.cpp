@@ -4,17 +4,25 @@
 //   gauge_attn::kl_attention_backward  attention_backward<Spec> -> (grad_mu, grad_sigma, grad_phi, grad_kappa)
 //
 // The schemas are defined here once; the kernels below are registered for the CPU dispatch key
-// alone, so a CUDA kernel joins them with TORCH_LIBRARY_IMPL(gauge_attn, CUDA, m) and nothing else
-// changes. The fake (meta) kernels and the autograd formula are registered from Python
+// alone, so a CUDA kernel joins them with a TORCH_LIBRARY_IMPL for the CUDA key (see the end of
+// this file) and nothing else changes. The fake (meta) kernels and the autograd formula are registered from Python
 // (gauge_attn/__init__.py), as PyTorch recommends for C++ operators.
 //
 // The forward returns the row log-sum-exp (exact mode) beside its outputs, and the backward takes
 // all four back: the backward operator rebuilds the AttentionResult from them, so it keeps no state
 // between the two calls and torch.compile can trace both.
+//
+// Which specs a build holds: the package's extension gauge_attn._C, the five named specs of
+// gauge_attn::specs, in the namespace gauge_attn. For any other spec the Python package compiles
+// this same file just in time (gauge_attn/__init__.py, _build_spec) from a generated source that
+// defines GAUGE_ATTN_SPEC (the spec's IrrepSpec<...> type), GAUGE_ATTN_SPEC_NAME (its "HxL+..."
+// string) and GAUGE_ATTN_NAMESPACE (one namespace per spec, as two libraries cannot share one).
 
-// The extension is built against CPython's limited API (one wheel for every Python >= 3.9); it
+#ifndef GAUGE_ATTN_SPEC
+// gauge_attn._C is built against CPython's limited API (one wheel for every Python >= 3.9); it
 // uses Python only for the module-init function at the end of this file.
 #include <Python.h>
+#endif
 
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
@@ -26,13 +34,29 @@
 
 #include <algorithm>
 #include <string>
+#include <string_view>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 namespace {
 
 using at::Tensor;
 using Outputs = std::tuple<Tensor, Tensor, Tensor, Tensor>;
+
+/// Calls f(Spec{}) with the compile-time spec of a name; throws InvalidArgument for a name this
+/// build does not hold.
+template <class F>
+decltype(auto) visit_spec(std::string_view name, F&& f) {
+#ifdef GAUGE_ATTN_SPEC
+  if (name != GAUGE_ATTN_SPEC_NAME)
+    throw gauge_attn::InvalidArgument("spec", gauge_attn::detail::str("this build holds the spec '",
+                                                                     GAUGE_ATTN_SPEC_NAME, "' alone, not '", name, "'"));
+  return f(GAUGE_ATTN_SPEC{});
+#else
+  return gauge_attn::specs::visit(name, std::forward<F>(f));
+#endif
+}
 
 // The arguments that both operators end with (the forward's whole list). Both schemas and both
 // kernels spell them in this order; the Python side passes them through as one tuple.
@@ -132,14 +156,14 @@ const Scalar* incoming(const c10::optional<Tensor>& grad, const Tensor& output, 
   return keep.back().data_ptr<Scalar>();
 }
 
-/// Calls f(Spec{}, Scalar{}) for the call's named spec and dtype: the one place where a spec name
-/// becomes a compile-time spec (gauge_attn::specs::visit throws for unknown names). The library's
-/// InvalidArgument, which names the argument, becomes a Python ValueError.
+/// Calls f(Spec{}, Scalar{}) for the call's spec and dtype: the one place where a spec name becomes
+/// a compile-time spec. The library's InvalidArgument, which names the argument, becomes a Python
+/// ValueError.
 template <class F>
 Outputs dispatch(const Call& c, F&& f) {
   try {
     return AT_DISPATCH_FLOATING_TYPES(c.mu.scalar_type(), "gauge_attn", [&] {
-      return gauge_attn::specs::visit(c.spec, [&](auto spec) { return f(spec, scalar_t(0)); });
+      return visit_spec(c.spec, [&](auto spec) { return f(spec, scalar_t(0)); });
     });
   } catch (const gauge_attn::InvalidArgument& e) {
     C10_THROW_ERROR(ValueError, e.what());
@@ -208,21 +232,31 @@ Outputs kl_attention_backward_cpu(const c10::optional<Tensor>& grad_mu, const c1
 
 }  // namespace
 
-TORCH_LIBRARY(gauge_attn, m) {
+#ifndef GAUGE_ATTN_SPEC
+#define GAUGE_ATTN_NAMESPACE gauge_attn
+#endif
+// TORCH_LIBRARY pastes and stringifies its namespace argument as written: one more macro level
+// expands GAUGE_ATTN_NAMESPACE first.
+#define GAUGE_ATTN_LIBRARY(ns, m) TORCH_LIBRARY(ns, m)
+#define GAUGE_ATTN_LIBRARY_IMPL(ns, key, m) TORCH_LIBRARY_IMPL(ns, key, m)
+
+GAUGE_ATTN_LIBRARY(GAUGE_ATTN_NAMESPACE, m) {
   m.def("kl_attention(" GAUGE_ATTN_OP_ARGUMENTS ") -> (Tensor mu_out, Tensor sigma_out, Tensor energy, Tensor lse)");
   m.def("kl_attention_backward(Tensor? grad_mu, Tensor? grad_sigma, Tensor? grad_energy, Tensor mu_out, "
         "Tensor sigma_out, Tensor energy, Tensor lse, " GAUGE_ATTN_OP_ARGUMENTS
         ") -> (Tensor grad_mu, Tensor grad_sigma, Tensor grad_phi, Tensor grad_kappa)");
 }
 
-TORCH_LIBRARY_IMPL(gauge_attn, CPU, m) {
+GAUGE_ATTN_LIBRARY_IMPL(GAUGE_ATTN_NAMESPACE, CPU, m) {
   m.impl("kl_attention", &kl_attention_cpu);
   m.impl("kl_attention_backward", &kl_attention_backward_cpu);
 }
 
+#ifndef GAUGE_ATTN_SPEC
 // `import gauge_attn._C` loads this library, which runs the registrations above; the module
-// itself is empty.
+// itself is empty. (A just-in-time build is loaded with torch.ops.load_library instead.)
 extern "C" PyObject* PyInit__C(void) {
   static PyModuleDef module = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
   return PyModule_Create(&module);
 }
+#endif

@@ -5,12 +5,18 @@
 
 Both run the operator ``torch.ops.gauge_attn.kl_attention`` (python/csrc/ops.cpp), compiled from the
 gauge_attn C++ headers: the forward is ``attention_forward<Spec>``, the backward
-``torch.ops.gauge_attn.kl_attention_backward``, i.e. ``attention_backward<Spec>``. This module adds
-what PyTorch wants registered from Python: the fake kernels, with which torch.compile traces the
-operators without running them, and the autograd formula. docs/pytorch.md is the user's guide.
+``torch.ops.gauge_attn.kl_attention_backward``, i.e. ``attention_backward<Spec>``. The extension
+holds the five named specs; another spec gets operators of its own, compiled on first use. This
+module adds what PyTorch wants registered from Python: the fake kernels, with which torch.compile
+traces the operators without running them, and the autograd formula. docs/pytorch.md is the
+user's guide.
 """
 
+import hashlib
+import os
 import re
+import threading
+from pathlib import Path
 from typing import NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
@@ -21,7 +27,7 @@ __all__ = ["NAMED_SPECS", "IrrepSpec", "parse_spec", "Attention", "kl_attention"
 
 # The specs compiled into the extension (include/gauge_attn/specs.hpp, the upstream note's five):
 # name -> "HxL+..." (H heads of spin L each, in embedding order). tests/test_ops.py checks that the
-# extension agrees with every line.
+# extension agrees with every line. Any other spec is compiled on first use (_build_spec).
 NAMED_SPECS = {
     "upstream": "5x0+3x1+1x2",
     "more-tensor": "2x0+2x1+4x2",
@@ -34,11 +40,23 @@ MODES = ("exact", "upstream")
 EXPONENTIALS = ("pade", "taylor4")
 
 
+MAX_L = 24  # the library's Wigner-D matrices (include/gauge_attn/detail/so3_tables.hpp)
+
+
 class IrrepSpec(NamedTuple):
     """The layout of an irrep spec: ``irreps`` is ((heads, l), ...) in embedding order."""
 
-    name: str  # the compiled spec it is
+    name: str  # a key of NAMED_SPECS, or the "HxL+..." string of a spec built just in time
     irreps: Tuple[Tuple[int, int], ...]
+
+    @property
+    def text(self) -> str:
+        return "+".join(f"{h}x{l}" for h, l in self.irreps)
+
+    @property
+    def namespace(self) -> str:
+        """The namespace of its operators: gauge_attn, or one per spec built just in time."""
+        return "gauge_attn" if self.name in NAMED_SPECS else "gauge_attn_" + self.text.replace("+", "_")
 
     @property
     def num_heads(self) -> int:
@@ -67,8 +85,8 @@ def parse_spec(spec) -> IrrepSpec:
     upstream layer's irrep_spec, a list like [("ℓ0", 5, 1), ("ℓ1", 3, 3), ("ℓ2", 1, 5)] of
     (label, heads, dim = 2l+1).
 
-    Raises ValueError for anything else, and NotImplementedError for a well-formed spec that is
-    not compiled into the extension (building others just in time is not implemented yet).
+    Raises ValueError for anything else. A spec that is not one of the five named ones is compiled
+    the first time an operator runs it (see _build_spec).
     """
     if isinstance(spec, (list, tuple)) and all(isinstance(t, (list, tuple)) and len(t) == 3 for t in spec):
         if not all(isinstance(d, int) and d % 2 == 1 for _, _, d in spec):
@@ -80,16 +98,70 @@ def parse_spec(spec) -> IrrepSpec:
     if spec in NAMED_SPECS:
         return IrrepSpec(spec, _irreps(NAMED_SPECS[spec]))
     irreps = _irreps(spec)
-    if irreps is None or any(h < 1 for h, _ in irreps):
+    if irreps is None or any(h < 1 or l > MAX_L for h, l in irreps):
         raise ValueError(f"gauge_attn: 'spec' must be one of {sorted(NAMED_SPECS)} or a string like "
-                         f"'5x0+3x1+1x2' (heads x spin, at least one head each), got {spec!r}")
+                         f"'5x0+3x1+1x2' (heads x spin, at least one head each, spins up to {MAX_L}), got {spec!r}")
     for name, text in NAMED_SPECS.items():
         if _irreps(text) == irreps:
             return IrrepSpec(name, irreps)
-    raise NotImplementedError(
-        f"gauge_attn: spec {spec!r} is not compiled into this build (compiled: "
-        + ", ".join(f"{n} = {t}" for n, t in NAMED_SPECS.items())
-        + "); building other specs just in time is not implemented yet")
+    return IrrepSpec("+".join(f"{h}x{l}" for h, l in irreps), irreps)
+
+
+# ---------------------------------------------------------------------------------------------
+# Specs built just in time: python/csrc/ops.cpp (shipped as gauge_attn/jit/ops.cpp with the
+# headers) compiled for one spec by torch.utils.cpp_extension.load, in a build directory per spec
+# under GAUGE_ATTN_JIT_DIR (default ~/.cache/gauge_attn/jit). The build is kept: a later process
+# loads it in seconds; it is redone when the sources or the spec's generated file change.
+
+_built = {"gauge_attn"}  # the namespaces whose operators are registered
+_build_lock = threading.Lock()
+
+
+def _build_spec(spec: IrrepSpec) -> None:
+    jit = Path(__file__).resolve().parent / "jit"
+    ops, include = jit / "ops.cpp", jit / "include"
+    if not ops.exists():
+        raise RuntimeError(f"gauge_attn: {ops} is missing: spec '{spec.name}' cannot be built just in time from "
+                           "this installation (reinstall with `pip install --no-build-isolation ./python`)")
+    eigen = Path(os.environ.get("EIGEN3_INCLUDE_DIR", "/usr/include/eigen3"))
+    # The digest of the sources goes into the generated file, whose change makes torch rebuild.
+    digest = hashlib.sha256()
+    for path in [ops, *sorted(include.rglob("*.hpp"))]:
+        digest.update(path.read_bytes())
+    irreps = ", ".join(f"gauge_attn::Irrep<{l}, {h}>" for h, l in spec.irreps)
+    source = (f"// Generated by gauge_attn: the operators for the spec {spec.name} alone "
+              f"(sources {digest.hexdigest()[:16]}).\n"
+              f"#define GAUGE_ATTN_SPEC gauge_attn::IrrepSpec<{irreps}>\n"
+              f'#define GAUGE_ATTN_SPEC_NAME "{spec.name}"\n'
+              f"#define GAUGE_ATTN_NAMESPACE {spec.namespace}\n"
+              f'#include "{ops}"\n')
+    root = Path(os.environ.get("GAUGE_ATTN_JIT_DIR", Path.home() / ".cache" / "gauge_attn" / "jit"))
+    build = root / spec.namespace
+    build.mkdir(parents=True, exist_ok=True)
+    generated = build / "spec.cpp"
+    if not generated.exists() or generated.read_text() != source:  # an unchanged file keeps the build
+        generated.write_text(source)
+    import torch.utils.cpp_extension  # here: importing it looks for CUDA and can warn about it
+
+    try:
+        torch.utils.cpp_extension.load(
+            name=spec.namespace, sources=[str(generated)], extra_include_paths=[str(include), str(eigen)],
+            extra_cflags=["-O3", "-fopenmp"], extra_ldflags=["-fopenmp"], build_directory=str(build),
+            is_python_module=False)
+    except Exception as error:
+        raise RuntimeError(f"gauge_attn: building spec '{spec.name}' just in time failed (it needs a C++17 "
+                           f"compiler, ninja and Eigen's headers, {eigen}; set EIGEN3_INCLUDE_DIR): {error}") from error
+
+
+def _operators(spec: IrrepSpec):
+    """torch.ops.<namespace> of the spec, its operators built and registered on first use."""
+    if spec.namespace not in _built:
+        with _build_lock:
+            if spec.namespace not in _built:
+                _build_spec(spec)
+                _register(spec.namespace)
+                _built.add(spec.namespace)
+    return getattr(torch.ops, spec.namespace)
 
 
 class Attention(NamedTuple):
@@ -117,7 +189,7 @@ def _check_inputs(mu, sigma, phi, kappa, valid_lengths, spec: IrrepSpec, mode, e
         raise ValueError(f"gauge_attn: 'mu' must be (B, N, E), got shape {tuple(mu.shape)}")
     B, N, E = mu.shape
     if E != spec.embed_dim:
-        raise ValueError(f"gauge_attn: 'mu' has E = {E} but spec '{spec}' ({NAMED_SPECS[spec.name]}) has "
+        raise ValueError(f"gauge_attn: 'mu' has E = {E} but spec '{spec}' ({spec.text}) has "
                          f"E = {spec.embed_dim}")
     if tuple(sigma.shape) not in ((B, N, E), (B, N, E, E)):
         raise ValueError(f"gauge_attn: 'sigma' must be (B, N, E) or (B, N, E, E) with (B, N, E) = {(B, N, E)}, "
@@ -138,7 +210,6 @@ def _check_inputs(mu, sigma, phi, kappa, valid_lengths, spec: IrrepSpec, mode, e
     return B, N, H
 
 
-@torch.library.register_fake("gauge_attn::kl_attention")
 def _kl_attention_fake(mu, sigma, phi, kappa, valid_lengths, spec, mode, exponential, causal, mask_self, window,
                        alibi_slope, identity_transport, covariance_message, attention_energy):
     B, N, H = _check_inputs(mu, sigma, phi, kappa, valid_lengths, parse_spec(spec), mode, exponential)
@@ -149,7 +220,6 @@ def _kl_attention_fake(mu, sigma, phi, kappa, valid_lengths, spec, mode, exponen
             mu.new_empty((B, H, N) if mode == "exact" else (0,)))
 
 
-@torch.library.register_fake("gauge_attn::kl_attention_backward")
 def _kl_attention_backward_fake(grad_mu, grad_sigma, grad_energy, mu_out, sigma_out, energy, lse, mu, sigma, phi,
                                 kappa, *options):
     # The kernel returns contiguous gradients in the shape of each input.
@@ -162,16 +232,23 @@ def _setup_context(ctx, inputs, output):
     ctx.options = inputs[5:]  # spec, mode, ... attention_energy: plain values
 
 
-@torch.autograd.function.once_differentiable  # no double backward: a second one raises, not returns zeros
-def _backward(ctx, grad_mu, grad_sigma, grad_energy, grad_lse):
-    # The log-sum-exp is saved state, not a result (kl_attention drops it), so grad_lse is unused;
-    # the gradients of outputs that were not produced are ignored by the kernel.
-    grads = torch.ops.gauge_attn.kl_attention_backward(grad_mu, grad_sigma, grad_energy, *ctx.saved_tensors,
-                                                       *ctx.options)
-    return (*grads, None) + (None,) * len(ctx.options)  # None: valid_lengths and the options
+def _register(namespace: str) -> None:
+    """The Python halves of the operators of a namespace: fake kernels and the autograd formula."""
+    backward_op = getattr(getattr(torch.ops, namespace), "kl_attention_backward")
+
+    @torch.autograd.function.once_differentiable  # no double backward: a second one raises, not returns zeros
+    def backward(ctx, grad_mu, grad_sigma, grad_energy, grad_lse):
+        # The log-sum-exp is saved state, not a result (kl_attention drops it), so grad_lse is unused;
+        # the gradients of outputs that were not produced are ignored by the kernel.
+        grads = backward_op(grad_mu, grad_sigma, grad_energy, *ctx.saved_tensors, *ctx.options)
+        return (*grads, None) + (None,) * len(ctx.options)  # None: valid_lengths and the options
+
+    torch.library.register_fake(f"{namespace}::kl_attention", _kl_attention_fake)
+    torch.library.register_fake(f"{namespace}::kl_attention_backward", _kl_attention_backward_fake)
+    torch.library.register_autograd(f"{namespace}::kl_attention", backward, setup_context=_setup_context)
 
 
-torch.library.register_autograd("gauge_attn::kl_attention", _backward, setup_context=_setup_context)
+_register("gauge_attn")
 
 
 def kl_attention(mu: torch.Tensor, sigma: torch.Tensor, phi: torch.Tensor,
@@ -196,7 +273,7 @@ def kl_attention(mu: torch.Tensor, sigma: torch.Tensor, phi: torch.Tensor,
     if not isinstance(kappa, torch.Tensor):
         kappa = torch.tensor(kappa, dtype=torch.float64, device=mu.device).reshape(-1)
     _check_inputs(mu, sigma, phi, kappa, valid_lengths, spec_, mode, exponential)
-    mu_out, sigma_out, energy, _ = torch.ops.gauge_attn.kl_attention(
+    mu_out, sigma_out, energy, _ = _operators(spec_).kl_attention(
         mu, sigma, phi, kappa, valid_lengths, spec_.name, mode, exponential, causal, mask_self, window,
         float(alibi_slope), identity_transport, covariance_message, attention_energy)
     return Attention(mu_out, sigma_out if covariance_message else None, energy if attention_energy else None)
@@ -217,6 +294,7 @@ class KLAttention(torch.nn.Module):
                  identity_transport: bool = False, covariance_message: bool = False, attention_energy: bool = False):
         super().__init__()
         self.spec = parse_spec(spec)
+        _operators(self.spec)  # a spec built just in time is built now, not while torch.compile traces
         kappa = torch.as_tensor(kappa, dtype=torch.float64).detach().clone().reshape(-1)
         if kappa.numel() not in (1, self.spec.num_heads) or not bool((kappa > 0).all()):
             raise ValueError(f"gauge_attn: 'kappa' must be 1 or H = {self.spec.num_heads} values > 0, got "
@@ -244,4 +322,4 @@ class KLAttention(torch.nn.Module):
 
     def extra_repr(self) -> str:
         options = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
-        return f"spec='{self.spec.name}' ({NAMED_SPECS[self.spec.name]}), learn_kappa={self.learn_kappa}, {options}"
+        return f"spec='{self.spec.name}' ({self.spec.text}), learn_kappa={self.learn_kappa}, {options}"
