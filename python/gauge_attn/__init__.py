@@ -203,11 +203,15 @@ def _check_inputs(mu, sigma, phi, kappa, valid_lengths, spec: IrrepSpec, mode, e
     if valid_lengths is not None and (not isinstance(valid_lengths, torch.Tensor) or valid_lengths.dim() != 1
                                       or valid_lengths.shape[0] != B or valid_lengths.is_floating_point()):
         raise ValueError(f"gauge_attn: 'valid_lengths' must be an integer tensor of shape (B,) = ({B},)")
+    _check_choices(mode, exponential)
+    return B, N, H
+
+
+def _check_choices(mode, exponential):
     if mode not in MODES:
         raise ValueError(f"gauge_attn: 'mode' must be one of {MODES}, got {mode!r}")
     if exponential not in EXPONENTIALS:
         raise ValueError(f"gauge_attn: 'exponential' must be one of {EXPONENTIALS}, got {exponential!r}")
-    return B, N, H
 
 
 def _kl_attention_fake(mu, sigma, phi, kappa, valid_lengths, spec, mode, exponential, causal, mask_self, window,
@@ -299,10 +303,7 @@ class KLAttention(torch.nn.Module):
         if kappa.numel() not in (1, self.spec.num_heads) or not bool((kappa > 0).all()):
             raise ValueError(f"gauge_attn: 'kappa' must be 1 or H = {self.spec.num_heads} values > 0, got "
                              f"{kappa.tolist()}")
-        if mode not in MODES:
-            raise ValueError(f"gauge_attn: 'mode' must be one of {MODES}, got {mode!r}")
-        if exponential not in EXPONENTIALS:
-            raise ValueError(f"gauge_attn: 'exponential' must be one of {EXPONENTIALS}, got {exponential!r}")
+        _check_choices(mode, exponential)
         self.learn_kappa = learn_kappa
         if learn_kappa:  # a parameter in the default dtype, converted with the module (.double(), ...)
             self.log_kappa = torch.nn.Parameter(kappa.log().to(torch.get_default_dtype()))
