@@ -1,52 +1,105 @@
-"""Builds gauge_attn._C, the operators of python/csrc/ops.cpp, from the library's headers.
+"""Builds gauge_attn._C, the operators of python/csrc, from the library's headers.
 
-The headers are those of this checkout (../include); Eigen is the system's (EIGEN3_INCLUDE_DIR, or
-/usr/include/eigen3 as Debian's libeigen3-dev installs it). The extension uses CPython's limited API
-(3.9), so one wheel serves every Python from 3.9 on; OpenMP parallelises the library's loops and
-resolves to the libgomp that torch has already loaded. ops.cpp and the headers also go into the
-package (gauge_attn/jit/), from which it builds specs other than the five named ones on demand.
+The headers are those of this checkout (../include, ../cuda/include); Eigen is the system's
+(EIGEN3_INCLUDE_DIR, or /usr/include/eigen3 as Debian's libeigen3-dev installs it). The extension
+uses CPython's limited API (torch defines Py_LIMITED_API as 3.10), so one wheel serves every Python
+from 3.10 on; OpenMP parallelises
+the library's CPU loops and resolves to the libgomp that torch has already loaded. The sources and
+the headers also go into the package (gauge_attn/jit/), from which it builds other specs on demand.
+
+Environment:
+  GAUGE_ATTN_SPECS  comma-separated named specs to compile in (default: all five); the others are
+                    then built just in time on first use, like any spec.
+  GAUGE_ATTN_CUDA   1: compile the CUDA kernels (needs nvcc), 0: do not; default: when torch sees
+                    a GPU and nvcc is found.
+  MAX_JOBS          parallel compiler processes (torch's ninja build; default: every core).
+  TORCH_CUDA_ARCH_LIST  as torch reads it; default: the visible GPU's, or 9.0 without one.
 """
 
+import importlib.util
 import os
 import shutil
 from pathlib import Path
 
+import torch
 from setuptools import setup
 from setuptools.command.build_py import build_py
-from torch.utils.cpp_extension import BuildExtension, CppExtension
+from torch.utils import cpp_extension
 
 here = Path(__file__).resolve().parent
-include = here.parent / "include"
+include, cuda_include = here.parent / "include", here.parent / "cuda" / "include"
 eigen = Path(os.environ.get("EIGEN3_INCLUDE_DIR", "/usr/include/eigen3"))
 for path, what in ((include / "gauge_attn" / "attention.hpp", "the gauge_attn headers"),
                    (eigen / "Eigen" / "Core", "Eigen (set EIGEN3_INCLUDE_DIR)")):
     if not path.exists():
         raise RuntimeError(f"gauge_attn: {what} not found at {path}; build from a checkout of the repository")
 
+_spec = importlib.util.spec_from_file_location("gauge_attn_sources", here / "gauge_attn" / "_sources.py")
+sources = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(sources)
+
+specs = [s.strip() for s in os.environ.get("GAUGE_ATTN_SPECS", ",".join(sources.NAMED_SPECS)).split(",") if s.strip()]
+unknown = [s for s in specs if s not in sources.NAMED_SPECS]
+if unknown or not specs:
+    raise RuntimeError(f"gauge_attn: GAUGE_ATTN_SPECS must name one or more of {', '.join(sources.NAMED_SPECS)}, "
+                       f"got {os.environ.get('GAUGE_ATTN_SPECS')!r}")
+
+cuda_setting = os.environ.get("GAUGE_ATTN_CUDA", "")
+if cuda_setting not in ("", "0", "1"):
+    raise RuntimeError(f"gauge_attn: GAUGE_ATTN_CUDA must be 1, 0 or unset, got {cuda_setting!r}")
+if cuda_setting == "1" and cpp_extension.CUDA_HOME is None:
+    raise RuntimeError("gauge_attn: GAUGE_ATTN_CUDA=1 but nvcc was not found (set CUDA_HOME)")
+cuda = cuda_setting == "1" or (cuda_setting == "" and torch.cuda.is_available() and cpp_extension.CUDA_HOME is not None)
+if cuda and "TORCH_CUDA_ARCH_LIST" not in os.environ and not torch.cuda.is_available():
+    os.environ["TORCH_CUDA_ARCH_LIST"] = sources.DEFAULT_CUDA_ARCH
+print(f"gauge_attn: compiling the specs {', '.join(specs)}; CUDA kernels: {'yes' if cuda else 'no'}")
+
+# One unit per spec and device, generated into build/ (relative paths: setuptools wants them).
+units = []
+for name in specs:
+    irreps = sources.irreps(sources.NAMED_SPECS[name])
+    for device, suffix in (("cpu", "_cpu.cpp"), ("cuda", "_cuda.cu"))[:2 if cuda else 1]:
+        path = sources.write_if_changed(here / "build" / "specs" / (sources.unit_stem(name) + suffix),
+                                        sources.spec_unit(name, irreps, device))
+        units.append(str(path.relative_to(here)))
+
+compile_args = {"cxx": [*sources.CXX_FLAGS, "-DGAUGE_ATTN_PYTHON_MODULE"],
+                "nvcc": sources.NVCC_FLAGS}
+Extension = cpp_extension.CUDAExtension if cuda else cpp_extension.CppExtension
+headers = [*include.rglob("*.hpp"), *cuda_include.rglob("*.cuh"), *(here / "csrc").glob("*.h*")]
 
 
 class BuildPy(build_py):
-    """Copies ops.cpp and the library's headers into the package, as gauge_attn/jit/."""
+    """Also writes gauge_attn/_build_config.py (what the extension holds) and copies the sources and
+    headers into the package as gauge_attn/jit/, for the builds just in time."""
 
     def run(self):
         super().run()
-        jit = Path(self.build_lib) / "gauge_attn" / "jit"
-        shutil.copytree(include, jit / "include", dirs_exist_ok=True)
-        shutil.copy2(here / "csrc" / "ops.cpp", jit / "ops.cpp")
+        package = Path(self.build_lib) / "gauge_attn"
+        (package / "_build_config.py").write_text(
+            "# Generated by python/setup.py: what the extension gauge_attn._C of this installation holds.\n"
+            f"SPECS = {tuple(specs)!r}  # the named specs compiled in\n"
+            f"CUDA = {cuda!r}  # whether it has CUDA kernels (and the builds just in time get them too)\n")
+        jit = package / "jit"
+        for tree in (include, cuda_include):
+            shutil.copytree(tree, jit / "include", dirs_exist_ok=True)
+        (jit / "csrc").mkdir(parents=True, exist_ok=True)
+        for name in sources.CSRC:
+            shutil.copy2(here / "csrc" / name, jit / "csrc" / name)
 
 
 setup(
     ext_modules=[
-        CppExtension(
+        Extension(
             "gauge_attn._C",
-            ["csrc/ops.cpp"],
-            include_dirs=[str(include), str(eigen)],
-            depends=sorted(os.path.relpath(p, here) for p in include.rglob("*.hpp")),
-            extra_compile_args=["-O3", "-fopenmp", "-DPy_LIMITED_API=0x03090000"],
-            extra_link_args=["-fopenmp"],
+            ["csrc/ops.cpp", *(["csrc/ops_cuda.cu"] if cuda else []), *units],
+            include_dirs=[str(here / "csrc"), str(include), str(cuda_include), str(eigen)],
+            depends=sorted(os.path.relpath(p, here) for p in headers),
+            extra_compile_args=compile_args,
+            extra_link_args=sources.LINK_FLAGS,
             py_limited_api=True,
         )
     ],
-    cmdclass={"build_ext": BuildExtension, "build_py": BuildPy},
-    options={"bdist_wheel": {"py_limited_api": "cp39"}},
+    cmdclass={"build_ext": cpp_extension.BuildExtension, "build_py": BuildPy},
+    options={"bdist_wheel": {"py_limited_api": "cp310"}},
 )

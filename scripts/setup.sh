@@ -51,7 +51,8 @@ install_system_packages() {
 # .venv (git-ignored) with the pinned requirements and the package. pip downloads only what is not
 # yet satisfied. The package is built without build isolation, against the venv's torch (an isolated
 # build would fetch whatever torch is newest), and reinstalled only when a file it is built from
-# changed: its sources, the library's headers or the pins (the hash of them all is kept in the venv).
+# changed: its sources, the library's headers or the pins, or the build's settings GAUGE_ATTN_SPECS
+# and GAUGE_ATTN_CUDA (the hash of them all is kept in the venv).
 install_python_env() {
   local venv=.venv
   if [ ! -x "$venv/bin/python" ]; then
@@ -61,9 +62,11 @@ install_python_env() {
   "$venv/bin/python" -m pip install --disable-pip-version-check -r python/requirements-dev.txt \
     | { grep -v '^Requirement already satisfied' || true; }
   local stamp="$venv/.gauge_attn-build-inputs" inputs
-  inputs=$(find python/pyproject.toml python/setup.py python/requirements-dev.txt python/csrc python/gauge_attn include \
-             -type f \( -name '*.py' -o -name '*.cpp' -o -name '*.hpp' -o -name '*.toml' -o -name '*.txt' \) \
-             -print0 | sort -z | xargs -0 sha256sum | sha256sum)
+  inputs=$({ find python/pyproject.toml python/setup.py python/requirements-dev.txt python/csrc python/gauge_attn \
+               include cuda/include -type f \( -name '*.py' -o -name '*.cpp' -o -name '*.hpp' -o -name '*.h' \
+               -o -name '*.cu' -o -name '*.cuh' -o -name '*.toml' -o -name '*.txt' \) -print0 |
+               sort -z | xargs -0 sha256sum
+             echo "GAUGE_ATTN_SPECS=${GAUGE_ATTN_SPECS:-} GAUGE_ATTN_CUDA=${GAUGE_ATTN_CUDA:-}"; } | sha256sum)
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$inputs" ]; then
     return 0
   fi

@@ -4,17 +4,18 @@
     layer = gauge_attn.KLAttention("5x0+3x1+1x2", kappa=0.43, causal=True, learn_kappa=True)
 
 Both run the operator ``torch.ops.gauge_attn.kl_attention`` (python/csrc/ops.cpp), compiled from the
-gauge_attn C++ headers: the forward is ``attention_forward<Spec>``, the backward
-``torch.ops.gauge_attn.kl_attention_backward``, i.e. ``attention_backward<Spec>``. The extension
-holds the five named specs; another spec gets operators of its own, compiled on first use. This
-module adds what PyTorch wants registered from Python: the fake kernels, with which torch.compile
-traces the operators without running them, and the autograd formula. docs/pytorch.md is the
-user's guide.
+gauge_attn C++ headers: on CPU tensors the forward is ``attention_forward<Spec>``, the backward
+``torch.ops.gauge_attn.kl_attention_backward``, i.e. ``attention_backward<Spec>``; on CUDA tensors
+(python/csrc/ops_cuda.cu) the fused kernels ``gpu::Forward<Spec>`` and ``gpu::Backward<Spec>``. The
+extension holds the named specs chosen when it was built (all five by default); another spec gets
+operators of its own, compiled on first use. This module adds what PyTorch wants registered from
+Python: the fake kernels, with which torch.compile traces the operators without running them, and
+the autograd formula. docs/pytorch.md is the user's guide.
 """
 
 import hashlib
 import os
-import re
+import sys
 import threading
 from pathlib import Path
 from typing import NamedTuple, Optional, Sequence, Tuple, Union
@@ -22,25 +23,17 @@ from typing import NamedTuple, Optional, Sequence, Tuple, Union
 import torch
 
 from . import _C  # noqa: F401  (loading the extension registers the operators)
+from . import _build_config, _sources
+from ._sources import MAX_L, NAMED_SPECS
 
 __all__ = ["NAMED_SPECS", "IrrepSpec", "parse_spec", "Attention", "kl_attention", "KLAttention"]
 
-# The specs compiled into the extension (include/gauge_attn/specs.hpp, the upstream note's five):
-# name -> "HxL+..." (H heads of spin L each, in embedding order). tests/test_ops.py checks that the
-# extension agrees with every line. Any other spec is compiled on first use (_build_spec).
-NAMED_SPECS = {
-    "upstream": "5x0+3x1+1x2",
-    "more-tensor": "2x0+2x1+4x2",
-    "higher-rank": "4x1+3x2+2x3",
-    "scaled": "10x0+10x1+8x2+4x3",
-    "single-l9": "1x9",
-}
+# NAMED_SPECS (from _sources): the upstream note's five, name -> "HxL+..." (H heads of spin L each, in
+# embedding order). The extension holds those of _build_config.SPECS (all five unless GAUGE_ATTN_SPECS
+# chose fewer at build time); any other spec, named or not, is compiled on first use (_build_spec).
 
 MODES = ("exact", "upstream")
 EXPONENTIALS = ("pade", "taylor4")
-
-
-MAX_L = 24  # the library's Wigner-D matrices (include/gauge_attn/detail/so3_tables.hpp)
 
 
 class IrrepSpec(NamedTuple):
@@ -51,12 +44,13 @@ class IrrepSpec(NamedTuple):
 
     @property
     def text(self) -> str:
-        return "+".join(f"{h}x{l}" for h, l in self.irreps)
+        return _sources.text(self.irreps)
 
     @property
     def namespace(self) -> str:
-        """The namespace of its operators: gauge_attn, or one per spec built just in time."""
-        return "gauge_attn" if self.name in NAMED_SPECS else "gauge_attn_" + self.text.replace("+", "_")
+        """The namespace of its operators: gauge_attn (the extension's specs), or one per spec built
+        just in time."""
+        return "gauge_attn" if self.name in _build_config.SPECS else "gauge_attn_" + _sources.unit_stem(self.text)
 
     @property
     def num_heads(self) -> int:
@@ -70,23 +64,13 @@ class IrrepSpec(NamedTuple):
         return self.name
 
 
-_IRREPS = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*$")
-
-
-def _irreps(text: str) -> Optional[Tuple[Tuple[int, int], ...]]:
-    terms = [_IRREPS.match(t) for t in text.split("+")]
-    if not all(terms):
-        return None
-    return tuple((int(m.group(1)), int(m.group(2))) for m in terms)
-
-
 def parse_spec(spec) -> IrrepSpec:
     """The IrrepSpec of a spec name (``NAMED_SPECS``), of a string like "5x0+3x1+1x2", or of the
     upstream layer's irrep_spec, a list like [("ℓ0", 5, 1), ("ℓ1", 3, 3), ("ℓ2", 1, 5)] of
     (label, heads, dim = 2l+1).
 
-    Raises ValueError for anything else. A spec that is not one of the five named ones is compiled
-    the first time an operator runs it (see _build_spec).
+    Raises ValueError for anything else. A spec that the extension does not hold is compiled the
+    first time an operator runs it (see _build_spec).
     """
     if isinstance(spec, (list, tuple)) and all(isinstance(t, (list, tuple)) and len(t) == 3 for t in spec):
         if not all(isinstance(d, int) and d % 2 == 1 for _, _, d in spec):
@@ -96,22 +80,23 @@ def parse_spec(spec) -> IrrepSpec:
         raise TypeError(f"gauge_attn: 'spec' must be a name, a string 'HxL+...' or a list of (label, heads, dim), "
                         f"got {type(spec).__name__}")
     if spec in NAMED_SPECS:
-        return IrrepSpec(spec, _irreps(NAMED_SPECS[spec]))
-    irreps = _irreps(spec)
+        return IrrepSpec(spec, _sources.irreps(NAMED_SPECS[spec]))
+    irreps = _sources.irreps(spec)
     if irreps is None or any(h < 1 or l > MAX_L for h, l in irreps):
         raise ValueError(f"gauge_attn: 'spec' must be one of {sorted(NAMED_SPECS)} or a string like "
                          f"'5x0+3x1+1x2' (heads x spin, at least one head each, spins up to {MAX_L}), got {spec!r}")
     for name, text in NAMED_SPECS.items():
-        if _irreps(text) == irreps:
+        if _sources.irreps(text) == irreps:
             return IrrepSpec(name, irreps)
-    return IrrepSpec("+".join(f"{h}x{l}" for h, l in irreps), irreps)
+    return IrrepSpec(_sources.text(irreps), irreps)
 
 
 # ---------------------------------------------------------------------------------------------
-# Specs built just in time: python/csrc/ops.cpp (shipped as gauge_attn/jit/ops.cpp with the
-# headers) compiled for one spec by torch.utils.cpp_extension.load, in a build directory per spec
-# under GAUGE_ATTN_JIT_DIR (default ~/.cache/gauge_attn/jit). The build is kept: a later process
-# loads it in seconds; it is redone when the sources or the spec's generated file change.
+# Specs built just in time: the operator library of python/csrc (shipped as gauge_attn/jit/ with the
+# headers) compiled for one spec, in its own operator namespace, by torch.utils.cpp_extension.load,
+# in a build directory per spec under GAUGE_ATTN_JIT_DIR (default ~/.cache/gauge_attn/jit); with CUDA
+# kernels when the extension has them. The build is kept: a later process loads it in a second; it is
+# redone when the sources change (their digest is in the generated units).
 
 _built = {"gauge_attn"}  # the namespaces whose operators are registered
 _build_lock = threading.Lock()
@@ -119,38 +104,39 @@ _build_lock = threading.Lock()
 
 def _build_spec(spec: IrrepSpec) -> None:
     jit = Path(__file__).resolve().parent / "jit"
-    ops, include = jit / "ops.cpp", jit / "include"
-    if not ops.exists():
-        raise RuntimeError(f"gauge_attn: {ops} is missing: spec '{spec.name}' cannot be built just in time from "
+    csrc, include = jit / "csrc", jit / "include"
+    if not csrc.exists():
+        raise RuntimeError(f"gauge_attn: {csrc} is missing: spec '{spec.name}' cannot be built just in time from "
                            "this installation (reinstall with `pip install --no-build-isolation ./python`)")
     eigen = Path(os.environ.get("EIGEN3_INCLUDE_DIR", "/usr/include/eigen3"))
-    # The digest of the sources goes into the generated file, whose change makes torch rebuild.
     digest = hashlib.sha256()
-    for path in [ops, *sorted(include.rglob("*.hpp"))]:
+    for path in sorted([*csrc.iterdir(), *include.rglob("*.hpp"), *include.rglob("*.cuh")]):
         digest.update(path.read_bytes())
-    irreps = ", ".join(f"gauge_attn::Irrep<{l}, {h}>" for h, l in spec.irreps)
-    source = (f"// Generated by gauge_attn: the operators for the spec {spec.name} alone "
-              f"(sources {digest.hexdigest()[:16]}).\n"
-              f"#define GAUGE_ATTN_SPEC gauge_attn::IrrepSpec<{irreps}>\n"
-              f'#define GAUGE_ATTN_SPEC_NAME "{spec.name}"\n'
-              f"#define GAUGE_ATTN_NAMESPACE {spec.namespace}\n"
-              f'#include "{ops}"\n')
+    note = f", sources {digest.hexdigest()[:16]}"
     root = Path(os.environ.get("GAUGE_ATTN_JIT_DIR", Path.home() / ".cache" / "gauge_attn" / "jit"))
     build = root / spec.namespace
-    build.mkdir(parents=True, exist_ok=True)
-    generated = build / "spec.cpp"
-    if not generated.exists() or generated.read_text() != source:  # an unchanged file keeps the build
-        generated.write_text(source)
+    devices = ("cpu", "cuda") if _build_config.CUDA else ("cpu",)
+    sources = [str(csrc / "ops.cpp")] + ([str(csrc / "ops_cuda.cu")] if _build_config.CUDA else [])
+    for device, suffix in zip(devices, ("_cpu.cpp", "_cuda.cu")):
+        sources.append(str(_sources.write_if_changed(build / ("spec" + suffix),
+                                                      _sources.spec_unit(spec.name, spec.irreps, device, note))))
+    namespace = f"-DGAUGE_ATTN_NAMESPACE={spec.namespace}"
+    if _build_config.CUDA and "TORCH_CUDA_ARCH_LIST" not in os.environ and not torch.cuda.is_available():
+        os.environ["TORCH_CUDA_ARCH_LIST"] = _sources.DEFAULT_CUDA_ARCH
+    print(f"gauge_attn: loading the operators of spec '{spec.name}' ({spec.text}) from {build}, compiling them "
+          f"first if needed ({' and '.join(devices).upper()} kernels; minutes the first time, then kept)",
+          file=sys.stderr, flush=True)
     import torch.utils.cpp_extension  # here: importing it looks for CUDA and can warn about it
 
     try:
         torch.utils.cpp_extension.load(
-            name=spec.namespace, sources=[str(generated)], extra_include_paths=[str(include), str(eigen)],
-            extra_cflags=["-O3", "-fopenmp"], extra_ldflags=["-fopenmp"], build_directory=str(build),
-            is_python_module=False)
+            name=spec.namespace, sources=sources, extra_include_paths=[str(csrc), str(include), str(eigen)],
+            extra_cflags=[*_sources.CXX_FLAGS, namespace], extra_cuda_cflags=[*_sources.NVCC_FLAGS, namespace],
+            extra_ldflags=_sources.LINK_FLAGS, build_directory=str(build), is_python_module=False)
     except Exception as error:
         raise RuntimeError(f"gauge_attn: building spec '{spec.name}' just in time failed (it needs a C++17 "
-                           f"compiler, ninja and Eigen's headers, {eigen}; set EIGEN3_INCLUDE_DIR): {error}") from error
+                           f"compiler, ninja{', nvcc' if _build_config.CUDA else ''} and Eigen's headers, {eigen}; "
+                           f"set EIGEN3_INCLUDE_DIR): {error}") from error
 
 
 def _operators(spec: IrrepSpec):
@@ -174,7 +160,8 @@ class Attention(NamedTuple):
 
 def _check_inputs(mu, sigma, phi, kappa, valid_lengths, spec: IrrepSpec, mode, exponential):
     """Raises TypeError / ValueError naming the argument; the shapes are those of the C++ checks
-    (make_call in ops.cpp), which guard direct calls of the operator. Returns (B, N, H)."""
+    (make_call in ops.cpp, check_cuda_call in ops_cuda.cu), which guard direct calls of the
+    operator. Returns (B, N, H)."""
     for name, t in (("mu", mu), ("sigma", sigma), ("phi", phi), ("kappa", kappa)):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"gauge_attn: '{name}' must be a torch.Tensor, got {type(t).__name__}")
@@ -203,7 +190,22 @@ def _check_inputs(mu, sigma, phi, kappa, valid_lengths, spec: IrrepSpec, mode, e
     if valid_lengths is not None and (not isinstance(valid_lengths, torch.Tensor) or valid_lengths.dim() != 1
                                       or valid_lengths.shape[0] != B or valid_lengths.is_floating_point()):
         raise ValueError(f"gauge_attn: 'valid_lengths' must be an integer tensor of shape (B,) = ({B},)")
+    for name, t in (("kappa", kappa), ("valid_lengths", valid_lengths)):  # read on the host: any device
+        if t is not None and t.device not in (mu.device, torch.device("cpu")):
+            raise ValueError(f"gauge_attn: '{name}' must be on the CPU or on the device of 'mu' ({mu.device}), "
+                             f"got {t.device}")
     _check_choices(mode, exponential)
+    if mu.device.type == "cuda":
+        if not _build_config.CUDA:
+            raise RuntimeError(f"gauge_attn: 'mu' is on {mu.device}, but this installation has no CUDA kernels "
+                               "(reinstall on a machine with nvcc and a GPU, or with GAUGE_ATTN_CUDA=1), or pass "
+                               "CPU tensors")
+        if mu.dtype != torch.float32:
+            raise TypeError(f"gauge_attn: 'mu' is {mu.dtype} on {mu.device}, but the CUDA kernels compute in "
+                            "float32 only: pass float32 CUDA tensors, or CPU tensors for float64")
+        if mode != "exact":
+            raise ValueError(f"gauge_attn: 'mode' is {mode!r}, which runs on the CPU only (the CUDA kernels compute "
+                             "the exact mode): pass CPU tensors for mode='upstream'")
     return B, N, H
 
 
@@ -215,7 +217,7 @@ def _check_choices(mode, exponential):
 
 
 def _kl_attention_fake(mu, sigma, phi, kappa, valid_lengths, spec, mode, exponential, causal, mask_self, window,
-                       alibi_slope, identity_transport, covariance_message, attention_energy):
+                       alibi_slope, identity_transport, covariance_message, attention_energy, check_inputs):
     B, N, H = _check_inputs(mu, sigma, phi, kappa, valid_lengths, parse_spec(spec), mode, exponential)
     # Outputs that are not produced come back as (0,) tensors, as from the C++ kernel.
     return (mu.new_empty(mu.shape),
@@ -233,7 +235,10 @@ def _kl_attention_backward_fake(grad_mu, grad_sigma, grad_energy, mu_out, sigma_
 def _setup_context(ctx, inputs, output):
     mu, sigma, phi, kappa, valid_lengths = inputs[:5]
     ctx.save_for_backward(*output, mu, sigma, phi, kappa, valid_lengths)
-    ctx.options = inputs[5:]  # spec, mode, ... attention_energy: plain values
+    ctx.options = inputs[5:]  # spec, mode, ... check_inputs: plain values
+    # The gradient of an output that the loss does not use stays None, not zeros: the kernels then
+    # skip its terms (a Σ^agg gradient costs the GPU backward a wider pair pass).
+    ctx.set_materialize_grads(False)
 
 
 def _register(namespace: str) -> None:
@@ -243,7 +248,7 @@ def _register(namespace: str) -> None:
     @torch.autograd.function.once_differentiable  # no double backward: a second one raises, not returns zeros
     def backward(ctx, grad_mu, grad_sigma, grad_energy, grad_lse):
         # The log-sum-exp is saved state, not a result (kl_attention drops it), so grad_lse is unused;
-        # the gradients of outputs that were not produced are ignored by the kernel.
+        # the gradients of outputs that were not produced are ignored by the kernel, None ones are zero.
         grads = backward_op(grad_mu, grad_sigma, grad_energy, *ctx.saved_tensors, *ctx.options)
         return (*grads, None) + (None,) * len(ctx.options)  # None: valid_lengths and the options
 
@@ -260,7 +265,7 @@ def kl_attention(mu: torch.Tensor, sigma: torch.Tensor, phi: torch.Tensor,
                  valid_lengths: Optional[torch.Tensor] = None, mode: str = "exact", exponential: str = "pade",
                  causal: bool = False, mask_self: bool = False, window: int = 0, alibi_slope: float = 0.0,
                  identity_transport: bool = False, covariance_message: bool = False,
-                 attention_energy: bool = False) -> Attention:
+                 attention_energy: bool = False, check_inputs: bool = True) -> Attention:
     """KL attention of every head of ``spec`` (a name, "HxL+...", or an IrrepSpec) (M5, M6; M7 and
     the energy on request).
 
@@ -272,14 +277,20 @@ def kl_attention(mu: torch.Tensor, sigma: torch.Tensor, phi: torch.Tensor,
     layer's arithmetic, math.md section 6; O(N^2 K^3), for small N), whose "exponential" is "pade"
     (torch.matrix_exp upstream) or "taylor4". window: 0 (off), causal: i - W < j <= i, else
     |i - j| <= W/2. alibi_slope: logit += slope * (i - j).
+
+    CUDA tensors run the fused GPU kernels: float32 and the exact mode only. check_inputs (CUDA
+    only; the CPU always checks): after each forward and backward, wait for the GPU and raise
+    ValueError for a non-finite input, a covariance that is not positive definite or a non-finite
+    incoming gradient. False saves that synchronisation; a bad input then gives NaN outputs and is
+    reported by the next checked call on the same stream.
     """
     spec_ = spec if isinstance(spec, IrrepSpec) else parse_spec(spec)
     if not isinstance(kappa, torch.Tensor):
-        kappa = torch.tensor(kappa, dtype=torch.float64, device=mu.device).reshape(-1)
+        kappa = torch.tensor(kappa, dtype=torch.float64).reshape(-1)  # on the CPU, where the kernels read it
     _check_inputs(mu, sigma, phi, kappa, valid_lengths, spec_, mode, exponential)
     mu_out, sigma_out, energy, _ = _operators(spec_).kl_attention(
         mu, sigma, phi, kappa, valid_lengths, spec_.name, mode, exponential, causal, mask_self, window,
-        float(alibi_slope), identity_transport, covariance_message, attention_energy)
+        float(alibi_slope), identity_transport, covariance_message, attention_energy, check_inputs)
     return Attention(mu_out, sigma_out if covariance_message else None, energy if attention_energy else None)
 
 
@@ -295,7 +306,8 @@ class KLAttention(torch.nn.Module):
     def __init__(self, spec: str, kappa: Union[float, Sequence[float], torch.Tensor] = 1.0, *,
                  learn_kappa: bool = False, mode: str = "exact", exponential: str = "pade", causal: bool = False,
                  mask_self: bool = False, window: int = 0, alibi_slope: float = 0.0,
-                 identity_transport: bool = False, covariance_message: bool = False, attention_energy: bool = False):
+                 identity_transport: bool = False, covariance_message: bool = False, attention_energy: bool = False,
+                 check_inputs: bool = True):
         super().__init__()
         self.spec = parse_spec(spec)
         _operators(self.spec)  # a spec built just in time is built now, not while torch.compile traces
@@ -311,7 +323,8 @@ class KLAttention(torch.nn.Module):
             self.register_buffer("fixed_kappa", kappa)
         self.options = dict(mode=mode, exponential=exponential, causal=causal, mask_self=mask_self, window=window,
                             alibi_slope=alibi_slope, identity_transport=identity_transport,
-                            covariance_message=covariance_message, attention_energy=attention_energy)
+                            covariance_message=covariance_message, attention_energy=attention_energy,
+                            check_inputs=check_inputs)
 
     @property
     def kappa(self) -> torch.Tensor:

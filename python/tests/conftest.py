@@ -48,3 +48,28 @@ def random_beliefs(spec="upstream", B=2, N=5, full=False, dtype=torch.float64, s
             sigma[..., offset:offset + K, offset:offset + K] = A @ A.transpose(-1, -2) / K + 0.5 * torch.eye(K, dtype=dtype)
             offset += K
     return mu, sigma, phi
+
+
+# Mask options as kl_attention keywords; valid_lengths is a list here (a tensor is made per test).
+OPTIONS = {
+    "all-keys": dict(),
+    "causal-self": dict(causal=True, mask_self=True),
+    "window-alibi": dict(window=3, alibi_slope=0.3),
+    "causal-window-lengths": dict(causal=True, window=2, valid_lengths=[4, 3]),
+}
+
+
+# Not one of the five compiled specs: its operators are compiled on first use (gauge_attn._build_spec).
+JIT_SPEC = "1x0+2x1"
+
+
+def keywords(options):
+    kw = dict(options)
+    if "valid_lengths" in kw:
+        kw["valid_lengths"] = torch.tensor(kw["valid_lengths"])
+    return kw
+
+
+def kappa_per_head(spec="upstream"):
+    H = gauge_attn.parse_spec(spec).num_heads
+    return torch.linspace(0.8, 2.4, H, dtype=torch.float64)

@@ -6,35 +6,10 @@ import math
 
 import pytest
 import torch
-from conftest import random_beliefs
+from conftest import JIT_SPEC, OPTIONS, kappa_per_head, keywords, random_beliefs
 
 import gauge_attn
 from gauge_attn import kl_attention
-
-# Mask options as kl_attention keywords; valid_lengths is a list here (a tensor is made per test).
-OPTIONS = {
-    "all-keys": dict(),
-    "causal-self": dict(causal=True, mask_self=True),
-    "window-alibi": dict(window=3, alibi_slope=0.3),
-    "causal-window-lengths": dict(causal=True, window=2, valid_lengths=[4, 3]),
-}
-
-
-# Not one of the five compiled specs: its operators are compiled on first use (gauge_attn._build_spec).
-JIT_SPEC = "1x0+2x1"
-
-
-def keywords(options):
-    kw = dict(options)
-    if "valid_lengths" in kw:
-        kw["valid_lengths"] = torch.tensor(kw["valid_lengths"])
-    return kw
-
-
-def kappa_per_head(spec="upstream"):
-    H = gauge_attn.parse_spec(spec).num_heads
-    return torch.linspace(0.8, 2.4, H, dtype=torch.float64)
-
 
 # ---------------------------------------------------------------------------------------------
 # A float64 reference of (M1)-(M7) in torch, pair by pair: nothing shared with the C++ library.
@@ -205,7 +180,7 @@ def op_arguments(spec="upstream", full=False, mode="exact", covariance_message=T
     mu, sigma, phi = random_beliefs(spec, B=2, N=4, full=full, seed=5)
     args = [t.requires_grad_() for t in (mu, sigma, phi, kappa_per_head(spec))]
     return (*args, torch.tensor([4, 3]), gauge_attn.parse_spec(spec).name, mode, "pade", True, True, 0, 0.1, False,
-            covariance_message, attention_energy)
+            covariance_message, attention_energy, True)
 
 
 @pytest.mark.parametrize("case", [dict(), dict(full=True), dict(mode="upstream"), dict(full=True, mode="upstream"),
@@ -228,12 +203,14 @@ def test_a_build_just_in_time_holds_its_spec_alone():
     assert (spec.name, spec.namespace, spec.embed_dim) == ("1x0+2x1", "gauge_attn_1x0_2x1", 7)
     args = list(op_arguments(JIT_SPEC))
     args[5] = "upstream"
-    with pytest.raises(ValueError, match="holds the spec '1x0\\+2x1' alone"):
+    with pytest.raises(ValueError, match="'spec' is 'upstream', which this operator library does not hold "
+                                         "\\(its CPU kernels: 1x0\\+2x1;"):
         gauge_attn._operators(spec).kl_attention(*args)
 
 
-def test_every_named_spec_is_compiled_with_the_layout_of_NAMED_SPECS():
-    for name, text in gauge_attn.NAMED_SPECS.items():
+def test_every_compiled_spec_has_the_layout_of_NAMED_SPECS():
+    for name in gauge_attn._build_config.SPECS:
+        text = gauge_attn.NAMED_SPECS[name]
         layout = gauge_attn.parse_spec(text)
         assert layout.name == name
         mu, sigma, phi = random_beliefs(name, B=1, N=3, dtype=torch.float32)
@@ -241,7 +218,7 @@ def test_every_named_spec_is_compiled_with_the_layout_of_NAMED_SPECS():
         assert out.energy.shape == (1, layout.num_heads, 3)
         # The C++ kernel itself (no Python check in between) knows E.
         wrong = (torch.zeros(1, 3, layout.embed_dim + 1), torch.ones(1, 3, layout.embed_dim + 1), phi,
-                 torch.ones(1), None, name, "exact", "pade", False, False, 0, 0.0, False, False, False)
+                 torch.ones(1), None, name, "exact", "pade", False, False, 0, 0.0, False, False, False, True)
         with pytest.raises(ValueError, match="embed_dim"):
             torch.ops.gauge_attn.kl_attention(*wrong)
 
@@ -343,24 +320,9 @@ def test_bad_input_names_the_argument(change, error, argument):
 def test_direct_operator_calls_are_checked_in_cpp():
     mu, sigma, phi = random_beliefs(B=1, N=3, seed=10)
     args = [mu, sigma, phi[:, :2], torch.ones(1), None, "upstream", "exact", "pade", False, False, 0, 0.0, False,
-            False, False]
+            False, False, True]
     with pytest.raises(ValueError, match="'phi'"):
         torch.ops.gauge_attn.kl_attention(*args)
     args[2], args[6] = phi, "fast"
     with pytest.raises(ValueError, match="'mode'"):
         torch.ops.gauge_attn.kl_attention(*args)
-
-
-# ---------------------------------------------------------------------------------------------
-# CUDA: the same operator on the GPU, once a CUDA kernel is registered (the CPU one is all for now).
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-def test_cuda_matches_cpu():
-    if not torch._C._dispatch_has_kernel_for_dispatch_key("gauge_attn::kl_attention", "CUDA"):
-        pytest.skip("gauge_attn::kl_attention has no CUDA kernel in this build yet")
-    mu, sigma, phi = random_beliefs(B=2, N=16, seed=11)
-    kw = dict(causal=True, covariance_message=True, attention_energy=True)
-    on_gpu = kl_attention(mu.cuda(), sigma.cuda(), phi.cuda(), 0.8, **kw)
-    for a, b in zip(on_gpu, kl_attention(mu, sigma, phi, 0.8, **kw)):
-        torch.testing.assert_close(a.cpu(), b, rtol=1e-9, atol=1e-10)
