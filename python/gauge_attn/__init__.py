@@ -123,13 +123,13 @@ def _build_spec(spec: IrrepSpec) -> None:
     namespace = f"-DGAUGE_ATTN_NAMESPACE={spec.namespace}"
     if _build_config.CUDA and "TORCH_CUDA_ARCH_LIST" not in os.environ and not torch.cuda.is_available():
         os.environ["TORCH_CUDA_ARCH_LIST"] = _sources.DEFAULT_CUDA_ARCH
-    print(f"gauge_attn: loading the operators of spec '{spec.name}' ({spec.text}) from {build}, compiling them "
-          f"first if needed ({' and '.join(devices).upper()} kernels; minutes the first time, then kept)",
+    print(f"gauge_attn: loading the operators of spec '{spec.name}' from {build}, compiling them first if needed "
+          f"({' and '.join(d.upper() for d in devices)} kernels; minutes the first time, then kept)",
           file=sys.stderr, flush=True)
-    import torch.utils.cpp_extension  # here: importing it looks for CUDA and can warn about it
+    from torch.utils import cpp_extension  # here: importing it looks for CUDA and can warn about it
 
     try:
-        torch.utils.cpp_extension.load(
+        cpp_extension.load(
             name=spec.namespace, sources=sources, extra_include_paths=[str(csrc), str(include), str(eigen)],
             extra_cflags=[*_sources.CXX_FLAGS, namespace], extra_cuda_cflags=[*_sources.NVCC_FLAGS, namespace],
             extra_ldflags=_sources.LINK_FLAGS, build_directory=str(build), is_python_module=False)
