@@ -14,8 +14,9 @@
 # machine's python3 and torch, offline: pip --no-build-isolation --no-index; MAX_JOBS, default 16),
 # runs its whole pytest suite, gpu tests included (against .carry/fixtures), and the benchmark
 # bench/torch_module.py; `all` ends with it unless NO_TORCH=1 (which also skips the baselines).
-# A second run on the same machine recompiles only what changed (python/build/ is kept).
-#   scripts/gpu_check.sh [tests|bench|all|study|torch]
+# A second run on the same machine recompiles only what changed (python/build/ is kept); the words
+# after `torch` choose its parts (default all three), e.g. `torch build test`, then `torch bench`.
+#   scripts/gpu_check.sh [tests|bench|all|study|torch [build] [test] [bench]]
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 what=${1:-all}
@@ -74,40 +75,55 @@ study_build() {
 }
 
 # The Python package (python/), built, tested and timed on this GPU; logs and JSON into $out.
+# Arguments: the parts to run, of build, test and bench (none: all three).
 torch_stage() {
-  local site=build-gpu/torch-site failed=0
+  local parts=" ${*:-build test bench} " site=build-gpu/torch-site failed=0
+  local part
+  for part in $parts; do
+    case $part in build | test | bench) ;; *) echo "torch: unknown part '$part' (build, test, bench)"; return 2 ;; esac
+  done
   local env=(MAX_JOBS="${MAX_JOBS:-16}" GAUGE_ATTN_CUDA=1 EIGEN3_INCLUDE_DIR="$PWD/$carry/include/eigen3"
              GAUGE_ATTN_JIT_DIR="$PWD/build-gpu/torch-jit")
   python3 -c 'import sys, torch; print("python", sys.version.split()[0], "torch", torch.__version__)' |
     tee "$out/torch_versions.txt"
-  echo "== the package with CUDA kernels into $site (log: $out/torch_build.txt)"
-  rm -rf "$site"
-  if ! { time env "${env[@]}" python3 -m pip install --disable-pip-version-check --no-build-isolation --no-deps \
-           --no-index -v --target "$site" ./python; } > "$out/torch_build.txt" 2>&1; then
-    tail -40 "$out/torch_build.txt"
-    echo "torch: the build failed"
+  if [[ $parts == *" build "* ]]; then
+    echo "== the package with CUDA kernels into $site (log: $out/torch_build.txt)"
+    rm -rf "$site"
+    if ! { time env "${env[@]}" python3 -m pip install --disable-pip-version-check --no-build-isolation --no-deps \
+             --no-index -v --target "$site" ./python; } > "$out/torch_build.txt" 2>&1; then
+      tail -40 "$out/torch_build.txt"
+      echo "torch: the build failed"
+      return 1
+    fi
+    grep -E "gauge_attn: compiling|^real" "$out/torch_build.txt"
+  fi
+  if [ ! -f "$site/gauge_attn/_build_config.py" ]; then
+    echo "torch: no package in $site: run the build part first"
     return 1
   fi
-  grep -E "gauge_attn: compiling|^real" "$out/torch_build.txt"
-  echo "== pytest python/tests, gpu tests included (log: $out/pytest.txt)"
-  env "${env[@]}" PYTHONPATH="$PWD/$site" GAUGE_ATTN_FIXTURE_DIR="$PWD/$carry/fixtures/upstream_parity_small" \
-    python3 -m pytest python/tests -v -rs --durations=15 > "$out/pytest.txt" 2>&1 || failed=1
-  tail -25 "$out/pytest.txt"
-  if grep -q "SKIPPED.*test_cuda" "$out/pytest.txt"; then  # here the GPU must run them
-    echo "torch: gpu tests were skipped"
-    failed=1
+  if [[ $parts == *" test "* ]]; then
+    echo "== pytest python/tests, gpu tests included (log: $out/pytest.txt)"
+    env "${env[@]}" PYTHONPATH="$PWD/$site" GAUGE_ATTN_FIXTURE_DIR="$PWD/$carry/fixtures/upstream_parity_small" \
+      python3 -m pytest python/tests -v -rs --durations=15 > "$out/pytest.txt" 2>&1 || failed=1
+    tail -25 "$out/pytest.txt"
+    if grep -q "SKIPPED.*test_cuda" "$out/pytest.txt"; then  # here the GPU must run them
+      echo "torch: gpu tests were skipped"
+      failed=1
+    fi
   fi
-  echo "== bench/torch_module.py (log: $out/torch_module.txt)"
-  env "${env[@]}" PYTHONPATH="$PWD/$site" PYTHONUNBUFFERED=1 timeout 300 \
-    python3 bench/torch_module.py --out "$out/torch_module.json" > "$out/torch_module.txt" 2>&1 || failed=1
-  tail -20 "$out/torch_module.txt"
+  if [[ $parts == *" bench "* ]]; then
+    echo "== bench/torch_module.py (log: $out/torch_module.txt)"
+    env "${env[@]}" PYTHONPATH="$PWD/$site" PYTHONUNBUFFERED=1 timeout 300 \
+      python3 bench/torch_module.py --out "$out/torch_module.json" > "$out/torch_module.txt" 2>&1 || failed=1
+    tail -20 "$out/torch_module.txt"
+  fi
   [ "$failed" = 0 ] && echo "torch: all checks passed" || echo "torch: FAILED (see above and $out)"
   return $failed
 }
 
 status=0
 if [ "$what" = torch ]; then
-  torch_stage
+  torch_stage "${@:2}"
   exit $?
 fi
 if [ "$what" = study ]; then
