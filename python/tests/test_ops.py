@@ -208,6 +208,14 @@ def test_a_build_just_in_time_holds_its_spec_alone():
         gauge_attn._operators(spec).kl_attention(*args)
 
 
+def test_a_named_spec_left_out_of_the_build_is_built_just_in_time(monkeypatch):
+    """GAUGE_ATTN_SPECS=upstream at build time: 'scaled' then has operators of its own, like any spec."""
+    monkeypatch.setattr(gauge_attn._build_config, "SPECS", ("upstream",))
+    assert gauge_attn.parse_spec("upstream").namespace == "gauge_attn"
+    scaled = gauge_attn.parse_spec("10x0+10x1+8x2+4x3")
+    assert (scaled.name, scaled.namespace) == ("scaled", "gauge_attn_10x0_10x1_8x2_4x3")
+
+
 def test_every_compiled_spec_has_the_layout_of_NAMED_SPECS():
     for name in gauge_attn._build_config.SPECS:
         text = gauge_attn.NAMED_SPECS[name]
