@@ -938,6 +938,19 @@ def print_table(entries):
         print(line(r))
 
 
+def add_timing_arguments(p):
+    """The repetition rules of bench_one (bench/torch_module.py times under the same ones)."""
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--min-reps", type=int, default=10)
+    p.add_argument("--min-seconds", type=float, default=0.5)
+    p.add_argument("--max-reps", type=int, default=50)
+    p.add_argument("--slow-seconds", type=float, default=1.0,
+                   help="a first call slower than this is the only warm-up, and --slow-min-reps suffice")
+    p.add_argument("--slow-min-reps", type=int, default=3)
+    p.add_argument("--max-seconds", type=float, default=60.0, help="cap per method-workload, warm-ups included")
+    p.add_argument("--skip-seconds", type=float, default=30.0, help="skip when the first warm-up call exceeds this")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda", help="cuda (default), cuda:1, cpu")
@@ -950,15 +963,7 @@ def main():
     p.add_argument("--fixture", help="the upstream parity fixture folder (self-test; found automatically if beside)")
     p.add_argument("--seed", type=int, default=20251227,
                    help="base seed; workload Wk uses seed + k (W2c: W2's, U1: seed + 6), its weights seed + 100 + k")
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--min-reps", type=int, default=10)
-    p.add_argument("--min-seconds", type=float, default=0.5)
-    p.add_argument("--max-reps", type=int, default=50)
-    p.add_argument("--slow-seconds", type=float, default=1.0,
-                   help="a first call slower than this is the only warm-up, and --slow-min-reps suffice")
-    p.add_argument("--slow-min-reps", type=int, default=3)
-    p.add_argument("--max-seconds", type=float, default=60.0, help="cap per method-workload, warm-ups included")
-    p.add_argument("--skip-seconds", type=float, default=30.0, help="skip when the first warm-up call exceeds this")
+    add_timing_arguments(p)
     p.add_argument("--sdpa-v-pad", choices=["qk", "min"], default="qk",
                    help="pad v to the q/k width (qk: every backend incl. flash can run) or to a multiple of 8")
     args = p.parse_args()

@@ -11,7 +11,13 @@
 # and the PyTorch baselines; results (ptxas reports, test logs, JSON) go to $OUT.
 # `study` builds gauge_attn_study with its GPU path instead, times the default run with --device cuda
 # and compares its tables with --device cpu's, on the default run and the small cases of CTest.
-#   scripts/gpu_check.sh [tests|bench|all|study]
+# `torch` builds the Python package python/ with its CUDA kernels into build-gpu/torch-site (the
+# machine's python3 and torch, offline: pip --no-build-isolation --no-index; MAX_JOBS, default 16),
+# runs its whole pytest suite, gpu tests included (against .carry/fixtures), and the benchmark
+# bench/torch_module.py; `all` ends with it unless NO_TORCH=1 (which also skips the baselines).
+# A second run on the same machine recompiles only what changed (python/build/ is kept); the words
+# after `torch` choose its parts (default all three), e.g. `torch build test`, then `torch bench`.
+#   scripts/gpu_check.sh [tests|bench|all|study|torch [build] [test] [bench]]
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 what=${1:-all}
@@ -72,7 +78,58 @@ study_build() {
   [ "$failed" = 0 ] && g++ -fopenmp build-gpu/study_*.o -L/usr/local/cuda/lib64 -lcudart -o build-gpu/gauge_attn_study
 }
 
+# The Python package (python/), built, tested and timed on this GPU; logs and JSON into $out.
+# Arguments: the parts to run, of build, test and bench (none: all three).
+torch_stage() {
+  local parts=" ${*:-build test bench} " site=build-gpu/torch-site failed=0
+  local part
+  for part in $parts; do
+    case $part in build | test | bench) ;; *) echo "torch: unknown part '$part' (build, test, bench)"; return 2 ;; esac
+  done
+  local env=(MAX_JOBS="${MAX_JOBS:-16}" GAUGE_ATTN_CUDA=1 EIGEN3_INCLUDE_DIR="$PWD/$carry/include/eigen3"
+             GAUGE_ATTN_JIT_DIR="$PWD/build-gpu/torch-jit")
+  python3 -c 'import sys, torch; print("python", sys.version.split()[0], "torch", torch.__version__)' |
+    tee "$out/torch_versions.txt"
+  if [[ $parts == *" build "* ]]; then
+    echo "== the package with CUDA kernels into $site (log: $out/torch_build.txt)"
+    rm -rf "$site"
+    if ! { time env "${env[@]}" python3 -m pip install --disable-pip-version-check --no-build-isolation --no-deps \
+             --no-index -v --target "$site" ./python; } > "$out/torch_build.txt" 2>&1; then
+      tail -40 "$out/torch_build.txt"
+      echo "torch: the build failed"
+      return 1
+    fi
+    grep -E "gauge_attn: compiling|^real" "$out/torch_build.txt"
+  fi
+  if [ ! -f "$site/gauge_attn/_build_config.py" ]; then
+    echo "torch: no package in $site: run the build part first"
+    return 1
+  fi
+  if [[ $parts == *" test "* ]]; then
+    echo "== pytest python/tests, gpu tests included (log: $out/pytest.txt)"
+    env "${env[@]}" PYTHONPATH="$PWD/$site" GAUGE_ATTN_FIXTURE_DIR="$PWD/$carry/fixtures/upstream_parity_small" \
+      python3 -m pytest python/tests -v -rs --durations=15 > "$out/pytest.txt" 2>&1 || failed=1
+    tail -25 "$out/pytest.txt"
+    if grep -q "SKIPPED.*test_cuda" "$out/pytest.txt"; then  # here the GPU must run them
+      echo "torch: gpu tests were skipped"
+      failed=1
+    fi
+  fi
+  if [[ $parts == *" bench "* ]]; then
+    echo "== bench/torch_module.py (log: $out/torch_module.txt)"
+    env "${env[@]}" PYTHONPATH="$PWD/$site" PYTHONUNBUFFERED=1 timeout 300 \
+      python3 bench/torch_module.py --out "$out/torch_module.json" > "$out/torch_module.txt" 2>&1 || failed=1
+    tail -20 "$out/torch_module.txt"
+  fi
+  [ "$failed" = 0 ] && echo "torch: all checks passed" || echo "torch: FAILED (see above and $out)"
+  return $failed
+}
+
 status=0
+if [ "$what" = torch ]; then
+  torch_stage "${@:2}"
+  exit $?
+fi
 if [ "$what" = study ]; then
   echo "== build gauge_attn_study (CUDA), compare_study_tables, make_study_inputs"
   time study_build || { echo "study: the build failed"; exit 1; }
@@ -169,8 +226,11 @@ if [ "$what" = profile ] || [ -n "${PROFILE:-}" ]; then  # one W2 attention laun
   grep -E "Duration|Issue Slots|Executed Ipc|stalled" "$out/ncu_w2.txt" | sort -k3 -rn | head -14
 fi
 if [ "$what" != tests ] && [ "$what" != profile ]; then
-  if [ -f bench/torch_baselines.py ] && [ -z "${NO_TORCH:-}" ]; then
+  if [ -f bench/torch_baselines.py ] && [ "${NO_TORCH:-0}" != 1 ]; then
     PYTHONUNBUFFERED=1 timeout 400 python3 bench/torch_baselines.py --out "$out/torch_baselines.json" 2>&1 | tail -30 || status=1
   fi
+fi
+if [ "$what" = all ] && [ "${NO_TORCH:-0}" != 1 ]; then
+  torch_stage || status=1
 fi
 exit $status

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-scripts/setup.sh
+scripts/setup.sh --system-only  # the study needs no Python
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DGAUGE_ATTN_BUILD_EXAMPLES=ON -DGAUGE_ATTN_BUILD_TESTS=OFF \
   -DGAUGE_ATTN_BUILD_BENCHMARKS=OFF
 cmake --build build -j 2 --target gauge_attn_study

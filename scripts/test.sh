@@ -2,8 +2,11 @@
 # Builds and runs the test suite.
 #   scripts/test.sh             Release build in build/: CPU tests (ctest -L cpu), then the GPU tests
 #                               (ctest -L gpu; they report "skipped" on a machine without a GPU).
-#                               CUDA code is compiled whenever nvcc exists.
-#   scripts/test.sh --sanitize  ASan+UBSan build in build-asan/ (no CUDA), CPU tests only.
+#                               CUDA code is compiled whenever nvcc exists. Then the Python package's
+#                               tests (pytest python/tests in .venv, which setup.sh keeps up to date;
+#                               those marked gpu skip themselves without a GPU).
+#   scripts/test.sh --sanitize  ASan+UBSan build in build-asan/ (no CUDA), CPU tests only (no Python:
+#                               the extension is not built with the sanitizers).
 # Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -15,7 +18,11 @@ case "${1:-}" in
   *) echo "usage: scripts/test.sh [--sanitize]" >&2; exit 2 ;;
 esac
 
-scripts/setup.sh
+if [ "$mode" = release ]; then
+  scripts/setup.sh
+else
+  scripts/setup.sh --system-only
+fi
 
 jobs=2
 # Runs a step and prints its time (stderr), so that CI's log shows where its minutes go.
@@ -42,6 +49,14 @@ if [ "$mode" = release ]; then
   if [ "$cuda" = ON ]; then
     timed ctest --test-dir build -L gpu "${ctest_args[@]}"
   fi
+  # From the repository root, so that `import gauge_attn` is the installed package (python/ is not
+  # on the path). pytest exits 5 when it collected no test: that is a failure here too.
+  status=0
+  .venv/bin/python -m pytest python/tests -rs || status=$?
+  if [ "$status" -eq 5 ]; then
+    echo "test.sh: pytest collected no tests in python/tests" >&2
+  fi
+  exit "$status"
 else
   export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
   # The finite-difference checks difference every 8th entry here (tests/gradient_check.hpp says why;
