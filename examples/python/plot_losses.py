@@ -16,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on the training machines
 import matplotlib.pyplot as plt  # noqa: E402
 
-SMOOTHING = 50  # steps of the moving average of the training loss
+SMOOTHING = 0.02  # the moving average of the training loss spans this share of the run (it lags by half)
 
 
 def read_losses(path: Path) -> Dict[str, List[float]]:
@@ -48,7 +48,8 @@ def plot(csv_paths: Sequence[Path], out: Path, labels: Optional[Sequence[str]] =
     for path, label, color in zip(csv_paths, labels, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4):
         c = read_losses(path)
         ax.plot(c["step"], c["train_loss"], color=color, alpha=0.2, linewidth=0.8)
-        ax.plot(c["step"], moving_average(c["train_loss"], SMOOTHING), color=color, label=f"{label} train")
+        width = max(1, round(SMOOTHING * len(c["step"])))
+        ax.plot(c["step"], moving_average(c["train_loss"], width), color=color, label=f"{label} train")
         if c["val_step"]:
             ax.plot(c["val_step"], c["val_loss"], "o--", color=color, markersize=3, label=f"{label} validation")
     ax.set_xlabel("step")

@@ -44,7 +44,7 @@ def parse_args(argv=None):
     p.add_argument("--out", type=Path, default=Path("out/train"), help="output directory (default: %(default)s)")
     m = p.add_argument_group("model (ignored with --resume: the checkpoint's model is trained)")
     m.add_argument("--attention", choices=gauge_lm.ATTENTIONS, default="gauge",
-                   help="gauge: KL attention; sdpa: the dot-product baseline at about the gauge model's parameter count")
+                   help="gauge: KL attention; sdpa: dot-product attention, about as many parameters as gauge")
     m.add_argument("--spec", default="upstream", help="irrep spec: a named spec (%s) or 'HxL+...'"
                    % ", ".join(gauge_lm.gauge_attn.NAMED_SPECS))
     m.add_argument("--layers", type=int, default=2)
@@ -249,6 +249,7 @@ def main(argv=None) -> int:
 
     history = trainer.history
     validated = [r for r in history if r["val_loss"] != ""]
+    gauge = config.attention == "gauge"
     summary = {
         "attention": config.attention, "spec": config.spec, "layers": config.layers, "hidden": config.hidden,
         "parameters": parameters, "processes": world, "device": str(device),
@@ -257,7 +258,7 @@ def main(argv=None) -> int:
         "tokens_per_s": timed_tokens / timed_s if timed_s else None,
         "train_loss_last50": sum(r["train_loss"] for r in history[-50:]) / len(history[-50:]) if history else None,
         "val_loss": validated[-1]["val_loss"] if validated else None,
-        "kappa": [b.attention.attention.kappa.tolist() for b in trainer.model.blocks] if config.attention == "gauge" else None,
+        "kappa": [b.attention.attention.kappa.tolist() for b in trainer.model.blocks] if gauge else None,
         "wall_s": time.time() - start,
     }
     if rank == 0:
