@@ -65,6 +65,13 @@ def test_training_writes_its_files(gauge_run):
     assert summary["kappa"] == [[pytest.approx(19 / 11)]]  # kappa_base * E / 11
 
 
+def test_attention_energy_and_learned_kappa(corpus, tmp_path):
+    assert train_gauge_lm.main(tiny(corpus, tmp_path, "--lambda-beta", "0.1", "--learn-kappa")) == 0
+    assert all(e > 0 for e in losses(tmp_path, "energy"))
+    (kappa,) = json.loads((tmp_path / "summary.json").read_text())["kappa"]
+    assert len(kappa) == 9 and len(set(kappa)) > 1  # one per head, each moved by its own gradient
+
+
 def test_resume_continues_the_same_run(corpus, gauge_run, tmp_path):
     # A time limit of ~0 s stops after the first step, with its checkpoint; resuming runs steps 2-4.
     assert train_gauge_lm.main(tiny(corpus, tmp_path, "--time-limit", "1e-9")) == 0
