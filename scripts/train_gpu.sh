@@ -74,7 +74,9 @@ else
   runs=(gauge-1gpu gauge-2gpu)
 fi
 
-for run in "${runs[@]}"; do tr -d '\n' < "$work/$run/summary.json"; echo; done > "$out/summary.txt"
+for run in "${runs[@]}"; do
+  python3 -c 'import json, sys; print(json.dumps(json.load(open(sys.argv[1]))))' "$work/$run/summary.json"
+done > "$out/summary.txt"
 cat "$out/summary.txt"
 if [ "$out" != "$work" ]; then
   cp "$work/losses.png" "$out/losses.png"
