@@ -51,8 +51,9 @@ class ModelConfig:
         for name in ("layers", "context", "hidden"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.kappa_base <= 0:
-            raise ValueError(f"kappa_base must be > 0, got {self.kappa_base}")
+        for name in ("kappa_base", "mu_init_std"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
 
     @property
     def irreps(self) -> gauge_attn.IrrepSpec:

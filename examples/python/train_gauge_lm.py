@@ -85,13 +85,14 @@ def parse_args(argv=None):
 def model_config(args) -> gauge_lm.ModelConfig:
     """The model of the command line; for sdpa without --hidden, the one matched to the gauge model."""
     gauge = gauge_lm.ModelConfig(attention="gauge", spec=args.spec, layers=args.layers, context=args.context,
-                                 hidden=args.hidden or 4 * gauge_lm.gauge_attn.parse_spec(args.spec).embed_dim,
+                                 hidden=4 * gauge_lm.gauge_attn.parse_spec(args.spec).embed_dim
+                                 if args.hidden is None else args.hidden,
                                  kappa_base=args.kappa_base, learn_kappa=args.learn_kappa, mode=args.mode,
                                  mask_self=args.mask_self, attention_energy=args.lambda_beta > 0,
                                  mu_init_std=args.mu_init_std)
     if args.attention == "gauge":
         return gauge
-    return dataclasses.replace(gauge, attention="sdpa") if args.hidden else gauge_lm.matched_baseline(gauge)
+    return gauge_lm.matched_baseline(gauge) if args.hidden is None else dataclasses.replace(gauge, attention="sdpa")
 
 
 def init_distributed(device_arg: str):
@@ -199,15 +200,19 @@ class Trainer:
         self.step, self.history = state["step"], state["history"]
 
 
-def checkpoint_config(path: Path) -> gauge_lm.ModelConfig:
-    """The model configuration saved in a checkpoint of this script."""
-    return gauge_lm.ModelConfig(**torch.load(path, map_location="cpu", weights_only=True)["model_config"])
+def checkpoint_config(path: Path, lambda_beta: float) -> gauge_lm.ModelConfig:
+    """The model configuration saved in a checkpoint of this script, with the energy output that
+    --lambda-beta needs now (an output, not a parameter)."""
+    saved = torch.load(path, map_location="cpu", weights_only=True)["model_config"]
+    return dataclasses.replace(gauge_lm.ModelConfig(**saved), attention_energy=lambda_beta > 0)
 
 
 def main(argv=None) -> int:
     parser, args = parse_args(argv)
     try:
-        config = checkpoint_config(args.resume) if args.resume else model_config(args)
+        config = checkpoint_config(args.resume, args.lambda_beta) if args.resume else model_config(args)
+        if config.attention == "sdpa" and args.lambda_beta > 0:
+            raise ValueError(f"--lambda-beta {args.lambda_beta}: the sdpa baseline has no attention energy")
         data = gauge_lm.split_corpus(gauge_lm.read_corpus(args.corpus), config.context)
         device, rank, world = init_distributed(args.device)
         trainer = Trainer(args, config, data, device, rank, world)
