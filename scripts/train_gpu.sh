@@ -6,8 +6,9 @@
 # the device tool brings back: train_gpu.log, summary.txt (a JSON line per run), losses.png and
 # train_gpu.tar.gz (all of out/train-gpu but the checkpoints).
 #   scripts/train_gpu.sh [--gpus 1|2] [--study PATH]
-#     --gpus 1 (default, <= 10 min): the gauge model (4 min at most) and the sdpa baseline (2.5 min at
-#              most) on one GPU, their curves on one chart; with --study (a gauge_attn_study binary,
+#     --gpus 1 (default, <= 10 min): on one GPU the gauge model (3.5 min at most), the sdpa baseline
+#              (2 min at most) and, for its speed, the same gauge model with the upstream layer's way in
+#              plain PyTorch (1 min), their curves on one chart; with --study (a gauge_attn_study binary,
 #              e.g. build-gpu/gauge_attn_study from `scripts/gpu_check.sh study`), the dump of the trained
 #              beliefs and the study on them.
 #     --gpus 2 (<= 3 min): the gauge model under torchrun on two GPUs, then the same on one GPU for
@@ -33,37 +34,48 @@ if [ ! -d "$corpus" ]; then
   exit 1
 fi
 if [ -n "$study" ] && [ ! -x "$study" ]; then
-  echo "train_gpu.sh: --study $study: not an executable (scripts/gpu_check.sh study builds build-gpu/gauge_attn_study)" >&2
+  echo "train_gpu.sh: --study $study: not an executable" \
+       "(scripts/gpu_check.sh study builds build-gpu/gauge_attn_study)" >&2
   exit 1
 fi
-python3 -c "import gauge_attn" || { echo "train_gpu.sh: gauge_attn does not import: set PYTHONPATH to the built package" >&2; exit 1; }
+if ! python3 -c "import gauge_attn"; then
+  echo "train_gpu.sh: gauge_attn does not import: set PYTHONPATH to the built package" >&2
+  exit 1
+fi
 
 work=out/train-gpu
 out=${OUT:-$work}
 rm -rf "$work" && mkdir -p "$work" "$out"
 exec > >(tee "$out/train_gpu.log") 2>&1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
-echo "commit $(git rev-parse HEAD 2>/dev/null || echo unknown); python3 $(python3 -c 'import torch; print(torch.__version__)')"
+echo "commit $(git rev-parse HEAD 2>/dev/null || echo unknown);" \
+     "torch $(python3 -c 'import torch; print(torch.__version__)')"
 
 train=(examples/python/train_gauge_lm.py --corpus "$corpus" --device cuda --batch "${BATCH:-64}"
        --context "${CONTEXT:-128}" --eval-every 250)
 torchrun2=(python3 -m torch.distributed.run --standalone --nproc_per_node=2)
 if [ "$gpus" = 1 ]; then
-  # The time limits stop a run slower than planned, with its files, so that both runs, the study and
-  # the start-ups fit in the device tool's 10 minutes a command (the baseline is the faster model).
-  for run in gauge:240 sdpa:150; do
+  # The time limits stop a run slower than planned, with its files, so that the runs, the study and
+  # the start-ups fit in the device tool's 10 minutes a command; torch-upstream is there for its
+  # tokens/s, which a minute measures.
+  runs=(gauge sdpa torch-upstream)
+  for run in gauge:210 sdpa:120 torch-upstream:60; do
     echo "== ${run%:*}, one GPU"
-    python3 "${train[@]}" --attention "${run%:*}" --steps "${STEPS:-4000}" --time-limit "${run#*:}" --out "$work/${run%:*}"
+    python3 "${train[@]}" --attention "${run%:*}" --steps "${STEPS:-4000}" --time-limit "${run#*:}" \
+      --out "$work/${run%:*}"
   done
   python3 examples/python/plot_losses.py "$work/gauge/losses.csv" "$work/sdpa/losses.csv" \
-    --label "gauge (KL attention)" --label "sdpa baseline" --out "$work/losses.png"
+    "$work/torch-upstream/losses.csv" --label "gauge (KLAttention)" --label "sdpa baseline" \
+    --label "gauge, upstream layer in PyTorch" --out "$work/losses.png"
   if [ -n "$study" ]; then
     echo "== the trained gauge model's beliefs and gauge_attn_study on them"
     python3 examples/python/dump_beliefs.py "$work/gauge/checkpoint.pt" --corpus "$corpus" --out "$work/beliefs" \
       --study "$study"
-    for report in "$work"/beliefs/layer*/study/report.txt; do echo "-- $report"; sed -n '/== verdict ==/,$p' "$report"; done
+    for report in "$work"/beliefs/layer*/study/report.txt; do
+      echo "-- $report"
+      sed -n '/== verdict ==/,$p' "$report"
+    done
   fi
-  runs=(gauge sdpa)
 else
   echo "== gauge, two GPUs (torchrun, DDP over NCCL)"
   "${torchrun2[@]}" "${train[@]}" --steps "${STEPS2:-1500}" --time-limit 75 --out "$work/gauge-2gpu"

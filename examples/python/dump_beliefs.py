@@ -32,7 +32,7 @@ def layer_beliefs(checkpoint: Path, corpus: Path, batch: int, tokens: int):
     of N tokens evenly spaced over the validation text."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     config = gauge_lm.ModelConfig(**state["model_config"])
-    if config.attention != "gauge":
+    if config.attention not in gauge_lm.BELIEF_ATTENTIONS:
         raise ValueError(f"checkpoint {checkpoint}: a {config.attention} model has no beliefs; train with "
                          "--attention gauge")
     if not 2 <= tokens <= config.context:
@@ -47,7 +47,7 @@ def layer_beliefs(checkpoint: Path, corpus: Path, batch: int, tokens: int):
     beliefs = []
     with torch.no_grad():
         model(x, beliefs=beliefs)
-    kappas = [block.attention.attention.kappa.tolist() for block in model.blocks]
+    kappas = [block.attention.kappa.tolist() for block in model.blocks]
     return config, [tuple(t.numpy() for t in layer) for layer in beliefs], kappas
 
 

@@ -13,9 +13,15 @@ The baseline (attention="sdpa") is the same model with ordinary dot-product atte
 model's place: pre-norm, query/key/value and output projections, heads of the spec's sizes (2l+1),
 torch.nn.functional.scaled_dot_product_attention; no sigma or phi. Its feed-forward width is chosen
 so that both models have about the same number of parameters (matched_baseline).
+
+attention="torch-upstream" is the gauge model with the upstream layer's own way of computing the
+attention in its place: plain PyTorch that materialises Omega_ij as (B, N, N, K, K) per head, the
+upstream's diagonal KL and its clamps (upstream_forward of bench/torch_baselines.py, math.md section 6).
+The same parameters; it is there for the speed of the upstream's layer, and fits small N only.
 """
 
 import dataclasses
+import sys
 from pathlib import Path
 from typing import List, Optional, Tuple
 
@@ -25,15 +31,19 @@ from torch import nn
 
 import gauge_attn
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+import torch_baselines  # noqa: E402  (bench/torch_baselines.py: the upstream layer's arithmetic in PyTorch)
+
 VOCAB = 256  # byte-level tokens
 DEFAULT_CORPUS = Path("/usr/share/games/fortunes")  # Debian's fortunes and fortunes-min packages
 SIGMA_FLOOR = 1e-3  # smallest variance: keeps KL = ... + (mu_i - mu_j)^2 / (2 sigma) finite
-ATTENTIONS = ("gauge", "sdpa")
+ATTENTIONS = ("gauge", "sdpa", "torch-upstream")
+BELIEF_ATTENTIONS = ("gauge", "torch-upstream")  # the models whose tokens carry (mu, sigma, phi)
 
 
 @dataclasses.dataclass
 class ModelConfig:
-    attention: str = "gauge"  # "gauge" (KL attention) or "sdpa" (the dot-product baseline)
+    attention: str = "gauge"  # "gauge" (KLAttention), "sdpa" (dot-product) or "torch-upstream" (upstream's way)
     spec: str = "upstream"  # irrep spec: a name of gauge_attn.NAMED_SPECS or "HxL+..."
     layers: int = 2
     context: int = 128  # N: the longest sequence (the position embedding's size)
@@ -48,6 +58,9 @@ class ModelConfig:
     def __post_init__(self):
         if self.attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS}, got {self.attention!r}")
+        if self.attention == "torch-upstream" and self.irreps.name not in torch_baselines.SPECS:
+            raise ValueError(f"attention 'torch-upstream' takes the named specs {sorted(torch_baselines.SPECS)}, "
+                             f"got spec {self.spec!r}")
         for name in ("layers", "context", "hidden"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -74,9 +87,40 @@ class GaugeAttention(nn.Module):
                                                 mode=config.mode, causal=True, mask_self=config.mask_self,
                                                 attention_energy=config.attention_energy)
 
+    @property
+    def kappa(self) -> torch.Tensor:
+        return self.attention.kappa
+
     def forward(self, mu, sigma, phi):
         out = self.attention(mu, sigma, phi)
         return out.mu, out.energy
+
+
+class TorchUpstreamAttention(nn.Module):
+    """The upstream layer's arithmetic in plain PyTorch (torch_baselines.upstream_forward) with
+    KLAttention's kappa (a buffer, or log kappa learned per head) and mask; the energy is not offered."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.spec, self.mask_self = config.irreps.name, config.mask_self
+        kappa = torch.full((config.irreps.num_heads,), config.kappa, dtype=torch.float64)
+        self.learn_kappa = config.learn_kappa
+        if config.learn_kappa:
+            self.log_kappa = nn.Parameter(kappa.log().to(torch.get_default_dtype()))
+        else:
+            self.register_buffer("fixed_kappa", kappa)
+
+    @property
+    def kappa(self) -> torch.Tensor:
+        return self.log_kappa.exp() if self.learn_kappa else self.fixed_kappa
+
+    def forward(self, mu, sigma, phi):
+        N = mu.shape[1]
+        mask = torch_baselines.causal_mask(N, mu.device)  # True where masked
+        if self.mask_self:  # as KLAttention's mask_self: j = i stays only on a row with no other key (i = 0)
+            mask |= torch.eye(N, dtype=torch.bool, device=mu.device)
+            mask[0, 0] = False
+        return torch_baselines.upstream_forward(self.spec, mu, sigma, phi, self.kappa.to(mu.dtype), mask), None
 
 
 class DotProductAttention(nn.Module):
@@ -110,7 +154,8 @@ class Block(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         E = config.irreps.embed_dim
-        self.attention = (GaugeAttention if config.attention == "gauge" else DotProductAttention)(config)
+        layers = {"gauge": GaugeAttention, "sdpa": DotProductAttention, "torch-upstream": TorchUpstreamAttention}
+        self.attention = layers[config.attention](config)
         self.feed_forward = nn.Sequential(nn.LayerNorm(E), nn.Linear(E, config.hidden), nn.GELU(),
                                           nn.Linear(config.hidden, E))
 
@@ -131,7 +176,7 @@ class LanguageModel(nn.Module):
         self.position = nn.Embedding(config.context, E)
         for embedding in (self.mu_embed, self.position):
             nn.init.normal_(embedding.weight, std=config.mu_init_std)
-        if config.attention == "gauge":
+        if config.attention in BELIEF_ATTENTIONS:
             # softplus(raw) + floor starts at variance 1; phi ~ N(0, 0.1^2) as upstream starts it.
             self.sigma_embed = nn.Embedding(VOCAB, E)
             nn.init.constant_(self.sigma_embed.weight, float(torch.log(torch.expm1(torch.tensor(1.0 - SIGMA_FLOOR)))))
@@ -148,7 +193,7 @@ class LanguageModel(nn.Module):
         if N > self.config.context:
             raise ValueError(f"tokens: sequences of N = {N} exceed the model's context {self.config.context}")
         mu = self.mu_embed(tokens) + self.position.weight[:N]
-        if self.config.attention == "gauge":
+        if self.config.attention in BELIEF_ATTENTIONS:
             sigma = F.softplus(self.sigma_embed(tokens)) + SIGMA_FLOOR
             phi = self.phi_embed(tokens)
         else:

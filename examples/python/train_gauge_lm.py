@@ -44,7 +44,8 @@ def parse_args(argv=None):
     p.add_argument("--out", type=Path, default=Path("out/train"), help="output directory (default: %(default)s)")
     m = p.add_argument_group("model (ignored with --resume: the checkpoint's model is trained)")
     m.add_argument("--attention", choices=gauge_lm.ATTENTIONS, default="gauge",
-                   help="gauge: KL attention; sdpa: dot-product attention, about as many parameters as gauge")
+                   help="gauge: KLAttention; sdpa: dot-product attention, about as many parameters as gauge; "
+                        "torch-upstream: the upstream layer's arithmetic in plain PyTorch (for its speed; small N)")
     m.add_argument("--spec", default="upstream", help="irrep spec: a named spec (%s) or 'HxL+...'"
                    % ", ".join(gauge_lm.gauge_attn.NAMED_SPECS))
     m.add_argument("--layers", type=int, default=2)
@@ -90,8 +91,8 @@ def model_config(args) -> gauge_lm.ModelConfig:
                                  kappa_base=args.kappa_base, learn_kappa=args.learn_kappa, mode=args.mode,
                                  mask_self=args.mask_self, attention_energy=args.lambda_beta > 0,
                                  mu_init_std=args.mu_init_std)
-    if args.attention == "gauge":
-        return gauge
+    if args.attention != "sdpa":
+        return dataclasses.replace(gauge, attention=args.attention)
     return gauge_lm.matched_baseline(gauge) if args.hidden is None else dataclasses.replace(gauge, attention="sdpa")
 
 
@@ -211,8 +212,9 @@ def main(argv=None) -> int:
     parser, args = parse_args(argv)
     try:
         config = checkpoint_config(args.resume, args.lambda_beta) if args.resume else model_config(args)
-        if config.attention == "sdpa" and args.lambda_beta > 0:
-            raise ValueError(f"--lambda-beta {args.lambda_beta}: the sdpa baseline has no attention energy")
+        if config.attention != "gauge" and args.lambda_beta > 0:
+            raise ValueError(f"--lambda-beta {args.lambda_beta}: the {config.attention} model offers no attention "
+                             "energy (--attention gauge does)")
         data = gauge_lm.split_corpus(gauge_lm.read_corpus(args.corpus), config.context)
         device, rank, world = init_distributed(args.device)
         trainer = Trainer(args, config, data, device, rank, world)
@@ -254,7 +256,7 @@ def main(argv=None) -> int:
 
     history = trainer.history
     validated = [r for r in history if r["val_loss"] != ""]
-    gauge = config.attention == "gauge"
+    beliefs = config.attention in gauge_lm.BELIEF_ATTENTIONS
     summary = {
         "attention": config.attention, "spec": config.spec, "layers": config.layers, "hidden": config.hidden,
         "parameters": parameters, "processes": world, "device": str(device),
@@ -263,7 +265,7 @@ def main(argv=None) -> int:
         "tokens_per_s": timed_tokens / timed_s if timed_s else None,
         "train_loss_last50": sum(r["train_loss"] for r in history[-50:]) / len(history[-50:]) if history else None,
         "val_loss": validated[-1]["val_loss"] if validated else None,
-        "kappa": [b.attention.attention.kappa.tolist() for b in trainer.model.blocks] if gauge else None,
+        "kappa": [b.attention.kappa.tolist() for b in trainer.model.blocks] if beliefs else None,
         "wall_s": time.time() - start,
     }
     if rank == 0:

@@ -3,6 +3,7 @@ its resume, two gloo processes against one, the baseline, the belief dump for ga
 the errors for a missing corpus."""
 
 import csv
+import dataclasses
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import REPO
 
@@ -105,6 +107,23 @@ def test_sdpa_baseline_matches_the_parameter_count(corpus, gauge_run, tmp_path):
     chart = tmp_path / "both.png"
     assert plot_losses.main([str(gauge_run / "losses.csv"), str(tmp_path / "losses.csv"), "--out", str(chart)]) == 0
     assert chart.stat().st_size > 0
+
+
+def test_torch_upstream_is_the_gauge_model_in_upstream_mode(corpus, tmp_path):
+    # The same parameters (kappa learned per head, so that both hold one per head) and the upstream
+    # layer's arithmetic on both sides: the same logits up to the generators, float32-rounded in
+    # KLAttention's upstream mode as in the upstream layer and float64 in torch_baselines, which moves
+    # the l2 head's messages by ~1e-8 (docs/upstream-compatibility.md; ~1e-15 for l0 and l1).
+    config = gauge_lm.ModelConfig(layers=2, context=8, hidden=8, learn_kappa=True, mode="upstream")
+    gauge = gauge_lm.LanguageModel(config).double()
+    upstream = gauge_lm.LanguageModel(dataclasses.replace(config, attention="torch-upstream")).double()
+    state = gauge.state_dict()
+    upstream.load_state_dict({k.replace("attention.attention.", "attention."): v for k, v in state.items()})
+    tokens = torch.randint(0, 256, (2, 8), generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(upstream(tokens)[0], gauge(tokens)[0], rtol=0, atol=1e-7)
+    assert train_gauge_lm.main(tiny(corpus, tmp_path, "--attention", "torch-upstream", "--context", "8",
+                                    "--steps", "2", "--eval-every", "1")) == 0
+    assert len(losses(tmp_path)) == 2
 
 
 def test_dump_writes_the_study_input(corpus, gauge_run, tmp_path):
