@@ -96,31 +96,19 @@ class GaugeAttention(nn.Module):
         return out.mu, out.energy
 
 
-class TorchUpstreamAttention(nn.Module):
-    """The upstream layer's arithmetic in plain PyTorch (torch_baselines.upstream_forward) with
-    KLAttention's kappa (a buffer, or log kappa learned per head) and mask; the energy is not offered."""
-
-    def __init__(self, config: ModelConfig):
-        super().__init__()
-        self.spec, self.mask_self = config.irreps.name, config.mask_self
-        kappa = torch.full((config.irreps.num_heads,), config.kappa, dtype=torch.float64)
-        self.learn_kappa = config.learn_kappa
-        if config.learn_kappa:
-            self.log_kappa = nn.Parameter(kappa.log().to(torch.get_default_dtype()))
-        else:
-            self.register_buffer("fixed_kappa", kappa)
-
-    @property
-    def kappa(self) -> torch.Tensor:
-        return self.log_kappa.exp() if self.learn_kappa else self.fixed_kappa
+class TorchUpstreamAttention(GaugeAttention):
+    """GaugeAttention with the upstream layer's arithmetic in plain PyTorch (upstream_forward of
+    torch_baselines) in the operator's place: the same parameters (kappa as KLAttention keeps it) and
+    mask; no energy."""
 
     def forward(self, mu, sigma, phi):
-        N = mu.shape[1]
+        N, options = mu.shape[1], self.attention.options
         mask = torch_baselines.causal_mask(N, mu.device)  # True where masked
-        if self.mask_self:  # as KLAttention's mask_self: j = i stays only on a row with no other key (i = 0)
+        if options["mask_self"]:  # as KLAttention's: j = i stays only on a row with no other key (i = 0)
             mask |= torch.eye(N, dtype=torch.bool, device=mu.device)
             mask[0, 0] = False
-        return torch_baselines.upstream_forward(self.spec, mu, sigma, phi, self.kappa.to(mu.dtype), mask), None
+        kappa = self.kappa.to(mu.dtype).expand(self.attention.spec.num_heads)
+        return torch_baselines.upstream_forward(self.attention.spec.name, mu, sigma, phi, kappa, mask), None
 
 
 class DotProductAttention(nn.Module):

@@ -110,15 +110,14 @@ def test_sdpa_baseline_matches_the_parameter_count(corpus, gauge_run, tmp_path):
 
 
 def test_torch_upstream_is_the_gauge_model_in_upstream_mode(corpus, tmp_path):
-    # The same parameters (kappa learned per head, so that both hold one per head) and the upstream
-    # layer's arithmetic on both sides: the same logits up to the generators, float32-rounded in
-    # KLAttention's upstream mode as in the upstream layer and float64 in torch_baselines, which moves
-    # the l2 head's messages by ~1e-8 (docs/upstream-compatibility.md; ~1e-15 for l0 and l1).
+    # The same parameters (one state dict) and the upstream layer's arithmetic on both sides: the same
+    # logits up to the generators, float32-rounded in KLAttention's upstream mode as in the upstream
+    # layer and float64 in torch_baselines, which moves the l2 head's messages by ~1e-8
+    # (docs/upstream-compatibility.md; ~1e-15 for l0 and l1).
     config = gauge_lm.ModelConfig(layers=2, context=8, hidden=8, learn_kappa=True, mode="upstream")
     gauge = gauge_lm.LanguageModel(config).double()
     upstream = gauge_lm.LanguageModel(dataclasses.replace(config, attention="torch-upstream")).double()
-    state = gauge.state_dict()
-    upstream.load_state_dict({k.replace("attention.attention.", "attention."): v for k, v in state.items()})
+    upstream.load_state_dict(gauge.state_dict())
     tokens = torch.randint(0, 256, (2, 8), generator=torch.Generator().manual_seed(3))
     torch.testing.assert_close(upstream(tokens)[0], gauge(tokens)[0], rtol=0, atol=1e-7)
     assert train_gauge_lm.main(tiny(corpus, tmp_path, "--attention", "torch-upstream", "--context", "8",
