@@ -2,7 +2,7 @@
 // variances σ, the frames φ and the per-head temperatures κ of the upstream spec, so that the
 // attention messages match those of a hidden "teacher" (docs/gradients.md).
 //
-//   learn_beliefs [--steps N] [--print-every K] [--seed S]
+//   learn_beliefs [--steps N] [--print-every K] [--seed S] [--device cpu|cuda]
 //
 // The teacher is a second set of random beliefs and temperatures; its messages m*_i are the
 // targets, so the optimum is reachable and the loss can fall far. The loss is
@@ -15,10 +15,16 @@
 //
 // Every step is one forward, the loss and its incoming gradients, one backward, the chain rule
 // through the reparametrisations and one Adam update. Only evaluate() talks to the library: the
-// parameters, the loss bookkeeping and the optimiser work on plain host vectors, so a GPU version
-// swaps that one function. Exits with 1 if the loss did not fall (the example test relies on it).
+// parameters, the loss bookkeeping and the optimiser work on plain host vectors, and --device cuda
+// swaps in gpu::Forward and gpu::Backward (learn_beliefs_gpu.cu, in float; built when CUDA is).
+// Exits with 1 if the loss did not fall (the example tests rely on it), 77 for --device cuda
+// without a GPU (CTest: skipped).
 #include <gauge_attn/backward.hpp>
 #include <gauge_attn/gauge_attn.hpp>
+
+#if defined(GAUGE_ATTN_EXAMPLE_CUDA)
+#include "learn_beliefs_gpu.hpp"
+#endif
 
 #include <algorithm>
 #include <array>
@@ -27,6 +33,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -133,6 +140,22 @@ struct Evaluation {
   Parameters gradient;
 };
 
+#if defined(GAUGE_ATTN_EXAMPLE_CUDA)
+/// The same step on the GPU: one gpu::Forward and one gpu::Backward, through the vectors of the
+/// host (the beliefs go up and the gradients come down every step, which a real trainer would not do).
+Evaluation evaluate_gpu(learn_beliefs::GpuAttention& gpu, const Parameters& p, const std::vector<double>& target) {
+  const Beliefs<double> q = p.beliefs();
+  std::vector<double> m, e;
+  gpu.forward(q.mu, q.sigma, q.phi, p.kappa(), m, e);
+  Evaluation ev;
+  ev.loss = loss(m, e, target);
+  BeliefGradients<double> g(B, N, E, H, Covariance::diagonal);
+  gpu.backward(ev.loss.dL_dm, ev.loss.dL_de, g.mu, g.sigma, g.phi, g.kappa);
+  ev.gradient = chain_rule(p, g);
+  return ev;
+}
+#endif
+
 /// One forward and one backward on the CPU: the only library calls of the example.
 Evaluation evaluate(const Parameters& p, const std::vector<double>& target) {
   const Beliefs<double> q = p.beliefs();
@@ -178,16 +201,23 @@ struct Adam {
 struct Arguments {
   int steps = 300, print_every = 25;
   unsigned seed = 1;
+  bool cuda = false;  // --device cuda
 };
 Arguments parse(int argc, char** argv) {
   Arguments a;
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "--help" || flag == "-h") {
-      std::printf("usage: learn_beliefs [--steps N (300)] [--print-every K (25)] [--seed S (1)]\n");
+      std::printf("usage: learn_beliefs [--steps N (300)] [--print-every K (25)] [--seed S (1)] [--device cpu|cuda]\n");
       std::exit(0);
     }
     detail::require(i + 1 < argc, flag.c_str(), "needs a value");
+    if (flag == "--device") {
+      const std::string device = argv[++i];
+      detail::require(device == "cpu" || device == "cuda", "--device", "is cpu or cuda, got '", device, "'");
+      a.cuda = device == "cuda";
+      continue;
+    }
     char* end = nullptr;
     const long value = std::strtol(argv[++i], &end, 10);
     detail::require(*argv[i] != '\0' && *end == '\0', flag.c_str(), "expects an integer, got '", argv[i], "'");
@@ -201,7 +231,7 @@ Arguments parse(int argc, char** argv) {
       detail::require(value >= 0, "--seed", "must be >= 0, got ", value);
       a.seed = unsigned(value);
     } else {
-      detail::require(false, flag.c_str(), "unknown option (known: --steps, --print-every, --seed)");
+      detail::require(false, flag.c_str(), "unknown option (known: --steps, --print-every, --seed, --device)");
     }
   }
   return a;
@@ -218,6 +248,18 @@ void print_row(int step, const Loss& l, const Parameters& p) {
 int main(int argc, char** argv) try {
   const Arguments args = parse(argc, argv);
   std::mt19937 rng(args.seed);
+#if defined(GAUGE_ATTN_EXAMPLE_CUDA)
+  if (args.cuda && learn_beliefs::GpuAttention::devices() == 0) {
+    std::printf("learn_beliefs: no CUDA device, skipped\n");
+    return 77;
+  }
+  std::unique_ptr<learn_beliefs::GpuAttention> gpu;
+  if (args.cuda) gpu = std::make_unique<learn_beliefs::GpuAttention>(B, N);
+  auto step_at = [&](const Parameters& p, const std::vector<double>& t) { return gpu ? evaluate_gpu(*gpu, p, t) : evaluate(p, t); };
+#else
+  detail::require(!args.cuda, "--device", "cuda: this build has no CUDA (configure with GAUGE_ATTN_ENABLE_CUDA=ON)");
+  auto step_at = [](const Parameters& p, const std::vector<double>& t) { return evaluate(p, t); };
+#endif
 
   // The teacher: random beliefs and κ* ~ U(0.5, 2) per head; its messages m* (B, N, E) are the targets.
   const Parameters teacher = random_parameters(rng, 0.5, 2.0);
@@ -227,8 +269,8 @@ int main(int argc, char** argv) try {
   Parameters student = random_parameters(rng, 1.0, 1.0);
   Adam adam;
 
-  std::printf("learn_beliefs: upstream spec (ℓ0×5, ℓ1×3, ℓ2×1, E = %d, H = %d), B = %d, N = %d, causal\n", E, H, B,
-              N);
+  std::printf("learn_beliefs: upstream spec (ℓ0×5, ℓ1×3, ℓ2×1, E = %d, H = %d), B = %d, N = %d, causal, on the %s\n",
+              E, H, B, N, args.cuda ? "GPU" : "CPU");
   std::printf("L = ½·mean ‖m − m*‖² + λ·mean e (λ = %g); Adam lr = %g on μ, log σ, φ, log κ; %d steps, seed %u\n",
               lambda, learning_rate, args.steps, args.seed);
   std::printf("%5s  %11s  %11s  %9s   %s\n", "step", "loss", "data", "energy", "κ min..max");
@@ -236,12 +278,12 @@ int main(int argc, char** argv) try {
   const auto start = std::chrono::steady_clock::now();
   double first = 0;
   for (int step = 0; step < args.steps; ++step) {
-    const Evaluation ev = evaluate(student, target);  // L at the current parameters, and dL/d(parameters)
+    const Evaluation ev = step_at(student, target);  // L at the current parameters, and dL/d(parameters)
     if (step == 0) first = ev.loss.total();
     if (step % args.print_every == 0) print_row(step, ev.loss, student);
     adam.step(student, ev.gradient);
   }
-  const Evaluation final_ev = evaluate(student, target);  // the loss after the last update
+  const Evaluation final_ev = step_at(student, target);  // the loss after the last update
   print_row(args.steps, final_ev.loss, student);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("%d steps in %.2f s\n", args.steps, seconds);

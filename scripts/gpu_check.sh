@@ -5,8 +5,9 @@
 #   mkdir -p .carry/include .carry/lib && cp -r /usr/include/{eigen3,catch2,benchmark} .carry/include/ &&
 #   cp -P /usr/lib/x86_64-linux-gnu/libbenchmark.so* .carry/lib/ && cp -r ../shared/fixtures .carry/
 # (the study tool also needs CLI11, nlohmann-json and stb: cp -r /usr/include/{CLI,nlohmann,stb} .carry/include/).
-# Builds the GPU tests and benchmarks with plain compiler calls, runs the tests, compute-sanitizer
-# (memcheck, racecheck) on small cases, the benchmarks and the PyTorch baselines; results go to $OUT.
+# Builds the GPU tests and benchmarks with plain compiler calls, runs the tests (forward and backward),
+# compute-sanitizer (memcheck, racecheck) on small cases, the benchmarks (gpu_forward, gpu_backward)
+# and the PyTorch baselines; results (ptxas reports, test logs, JSON) go to $OUT.
 # `study` builds gauge_attn_study with its GPU path instead, times the default run with --device cuda
 # and compares its tables with --device cpu's, on the default run and the small cases of CTest.
 #   scripts/gpu_check.sh [tests|bench|all|study]
@@ -25,12 +26,27 @@ git log -1 --format='commit %H %cd' 2>/dev/null | tee -a "$out/device.txt"
 
 build() {
   nvcc "${nvcc_flags[@]}" -Xptxas -v -c tests/cuda/forward_runner.cu -o build-gpu/forward_runner.o 2> build-gpu/ptxas.txt &
+  nvcc "${nvcc_flags[@]}" -Xptxas -v -c tests/cuda/backward_runner.cu -o build-gpu/backward_runner.o \
+    2> build-gpu/ptxas_backward.txt &
+  nvcc "${nvcc_flags[@]}" -c tests/cuda/gpu_count.cu -o build-gpu/gpu_count.o &
   g++ -std=c++17 -O2 -fopenmp "${inc[@]}" -c tests/cuda/forward_test.cpp -o build-gpu/forward_test.o &
+  g++ -std=c++17 -O2 -fopenmp "${inc[@]}" -c tests/cuda/backward_test.cpp -o build-gpu/backward_test.o &
   nvcc "${nvcc_flags[@]}" bench/gpu_forward.cu -L"$carry/lib" -lbenchmark -o build-gpu/gpu_forward &
+  nvcc "${nvcc_flags[@]}" bench/gpu_backward.cu -L"$carry/lib" -lbenchmark -o build-gpu/gpu_backward &
   nvcc "${nvcc_flags[@]}" tests/cuda/headers_under_nvcc_test.cu -o build-gpu/headers_under_nvcc_test &
+  nvcc "${nvcc_flags[@]}" -c examples/learn_beliefs_gpu.cu -o build-gpu/learn_beliefs_gpu.o &
+  g++ -std=c++17 -O2 -fopenmp -DGAUGE_ATTN_EXAMPLE_CUDA "${inc[@]}" -c examples/learn_beliefs.cpp -o build-gpu/learn_beliefs.o &
   wait
-  g++ -fopenmp build-gpu/forward_test.o build-gpu/forward_runner.o -L/usr/local/cuda/lib64 -lcudart -o build-gpu/forward_test
+  g++ -fopenmp build-gpu/learn_beliefs.o build-gpu/learn_beliefs_gpu.o -L/usr/local/cuda/lib64 -lcudart \
+    -o build-gpu/learn_beliefs
+  for t in forward backward; do
+    g++ -fopenmp build-gpu/${t}_test.o build-gpu/${t}_runner.o build-gpu/gpu_count.o -L/usr/local/cuda/lib64 -lcudart \
+      -o build-gpu/${t}_test
+  done
   grep -A2 "flash_kl_kernel" build-gpu/ptxas.txt | grep -E "registers|spill" | tee "$out/ptxas.txt"
+  # Every backward kernel of the backward test's instantiations: name, then its stack, spills, registers.
+  grep -A3 -E "Compiling entry function '.*(flash_kl_backward_kernel|row_gradients_kernel|lift_backward_kernel|belief_gradients_kernel)" \
+    build-gpu/ptxas_backward.txt | grep -v "^--" | tee "$out/ptxas_backward.txt" | grep -E "registers|spill"
 }
 
 # gauge_attn_study as tools/CMakeLists.txt builds it with CUDA: study_gpu.cu by nvcc, the .cpp sources
@@ -109,13 +125,27 @@ if [ "$what" != bench ] && [ "$what" != profile ]; then
   ./build-gpu/headers_under_nvcc_test || status=1
   ./build-gpu/forward_test --durations yes > "$out/forward_test.txt" 2>&1 || status=1
   tail -40 "$out/forward_test.txt"
+  ./build-gpu/backward_test --durations yes > "$out/backward_test.txt" 2>&1 || status=1
+  tail -60 "$out/backward_test.txt"
+  for device in cuda cpu; do  # the example that learns, its default run on each device
+    ./build-gpu/learn_beliefs --device "$device" > "$out/learn_beliefs_$device.txt" 2>&1 || status=1
+    tail -3 "$out/learn_beliefs_$device.txt"
+  done
   for tool in memcheck racecheck; do
     compute-sanitizer --tool "$tool" --error-exitcode 9 ./build-gpu/forward_test "GPU log-sum-exp*" 2>&1 | tail -4 | tee -a "$out/sanitizer.txt" || status=1
+    # Small backward cases: N = 8 and 9 with every saved state and incoming gradient.
+    compute-sanitizer --tool "$tool" --error-exitcode 9 ./build-gpu/backward_test "GPU backward reports bad input*" 2>&1 |
+      tail -4 | tee -a "$out/sanitizer.txt" || status=1
   done
+  # Padded sequences, N = 1 and N not a multiple of any tile, under memcheck.
+  compute-sanitizer --tool memcheck --error-exitcode 9 ./build-gpu/backward_test "GPU backward handles awkward*" 2>&1 |
+    tail -4 | tee -a "$out/sanitizer.txt" || status=1
 fi
 if [ "$what" != tests ] && [ "$what" != profile ]; then
   ./build-gpu/gpu_forward --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
     --benchmark_out="$out/gpu_forward.json" --benchmark_out_format=json 2>&1 | tail -25 || status=1
+  ./build-gpu/gpu_backward --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
+    --benchmark_out="$out/gpu_backward.json" --benchmark_out_format=json 2>&1 | grep -E "median|Benchmark" || status=1
 fi
 if [ "$what" != tests ] && [ "$what" != profile ] && command -v nsys >/dev/null; then  # W1: where the microseconds go
   nsys profile -o build-gpu/w1 --force-overwrite true ./build-gpu/gpu_forward --benchmark_filter='W1_upstream/' \

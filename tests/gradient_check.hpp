@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <ostream>
 #include <random>
 #include <vector>
 
@@ -41,6 +42,12 @@ Functional random_functional(std::mt19937& rng, const Beliefs<double>& q, const 
   return f;
 }
 
+/// The backward's gradients of L at q: a forward, then attention_backward with w's weights.
+template <class Spec>
+BeliefGradients<double> analytic_gradients(const Beliefs<double>& q, const AttentionOptions& opt, const Functional& w) {
+  return attention_backward<Spec>(q.view(), opt, attention_forward<Spec>(q.view(), opt), w.incoming());
+}
+
 template <class Spec>
 double functional_value(const Beliefs<double>& q, const AttentionOptions& opt, const Functional& w) {
   const AttentionResult<double> r = attention_forward<Spec>(q.view(), opt);
@@ -53,7 +60,8 @@ double functional_value(const Beliefs<double>& q, const AttentionOptions& opt, c
 
 /// Central differences with step h·max(1, |x|) of every input entry that the forward reads: μ, the
 /// variances or the per-head covariance blocks (an off-diagonal pair moved together and halved, so
-/// that the estimate is the symmetric gradient), φ, and κ (which must be given per head).
+/// that the estimate is the symmetric gradient), φ, and κ per head (one κ given for every head is
+/// differenced head by head, as the backward returns it).
 /// Truncation error O(h²), rounding O(ε|L|/h): about 1e-9 relative at h = 1e-5. With every > 1
 /// only every `every`-th entry of μ, Σ and φ is differenced (wide specs; κ always is), the others
 /// are NaN, which relative_error skips.
@@ -61,13 +69,15 @@ template <class Spec>
 BeliefGradients<double> finite_differences(const Beliefs<double>& q, const AttentionOptions& opt, const Functional& w,
                                            double h = 1e-5, std::size_t every = 1) {
   BeliefGradients<double> g(q.batch, q.tokens, q.embed_dim, Spec::num_heads, q.covariance);
+  AttentionOptions per_head = opt;
+  if (per_head.kappa.size() == 1) per_head.kappa.assign(Spec::num_heads, opt.kappa[0]);
   const double skipped = std::numeric_limits<double>::quiet_NaN();
   std::fill(g.mu.begin(), g.mu.end(), skipped);
   std::fill(g.sigma.begin(), g.sigma.end(), skipped);
   std::fill(g.phi.begin(), g.phi.end(), skipped);
   auto derivative = [&](auto&& perturb) {  // perturb(delta) moves the input by delta, in a copy
     Beliefs<double> plus = q, minus = q;
-    AttentionOptions op = opt, om = opt;
+    AttentionOptions op = per_head, om = per_head;
     const double step = perturb(plus, op, +1.0);
     perturb(minus, om, -1.0);
     return (functional_value<Spec>(plus, op, w) - functional_value<Spec>(minus, om, w)) / (2 * step);
@@ -118,9 +128,11 @@ BeliefGradients<double> finite_differences(const Beliefs<double>& q, const Atten
   return g;
 }
 
-/// ‖a − b‖ / ‖b‖ (‖a‖ when b = 0) over the entries where b is not NaN.
+/// ‖a − b‖ / ‖b‖ (‖a‖ when b = 0) over the entries where b is not NaN; infinite when the sizes
+/// differ, so that no tolerance passes.
 template <class A, class B>
 double relative_error(const A& a, const B& b) {
+  if (a.size() != b.size()) return std::numeric_limits<double>::infinity();
   double diff = 0, norm = 0;
   for (std::size_t k = 0; k < a.size(); ++k) {
     if (std::isnan(double(b[k]))) continue;
@@ -128,6 +140,21 @@ double relative_error(const A& a, const B& b) {
     norm += double(b[k]) * double(b[k]);
   }
   return norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
+}
+
+/// relative_error of each gradient against a reference (finite differences, another backward).
+struct GradientErrors {
+  double mu, sigma, phi, kappa;
+};
+
+template <class A, class B>
+GradientErrors gradient_errors(const BeliefGradients<A>& g, const BeliefGradients<B>& reference) {
+  return {relative_error(g.mu, reference.mu), relative_error(g.sigma, reference.sigma),
+          relative_error(g.phi, reference.phi), relative_error(g.kappa, reference.kappa)};
+}
+
+inline std::ostream& operator<<(std::ostream& out, const GradientErrors& e) {
+  return out << "mu " << e.mu << ", sigma " << e.sigma << ", phi " << e.phi << ", kappa " << e.kappa;
 }
 
 }  // namespace gauge_attn::testing

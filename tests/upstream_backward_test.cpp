@@ -1,6 +1,7 @@
 // Tests of upstream_backward.hpp through attention_backward: the upstream project's own autograd
-// (the gradient fixture), central finite differences of the upstream forward under every option,
-// and the clamps that cut the gradient (docs/gradients.md §7).
+// (the gradient fixture, with and without upstream_detached_kl), central finite differences of the
+// upstream forward under every option (gradient_check.hpp), and the clamps that cut the gradient
+// (docs/gradients.md §7).
 #include <gauge_attn/backward.hpp>
 #include <gauge_attn/npy.hpp>
 #include <gauge_attn/specs.hpp>
@@ -9,13 +10,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "gradient_check.hpp"
 #include "test_support.hpp"
 
 using namespace gauge_attn;
+using namespace gauge_attn::testing;
 using Spec = specs::Upstream;
 
 namespace {
@@ -25,150 +29,52 @@ std::string grad_fixture(const std::string& name) {
   return std::string(GAUGE_ATTN_FIXTURE_DIR) + "/../upstream_grad_small/" + name;
 }
 
-/// ‖a − b‖ / ‖b‖ over all entries (‖a − b‖ where b is zero).
-template <class A, class B>
-double relative_error(const A& a, const B& b) {
-  REQUIRE(a.size() == b.size());
-  double diff = 0, norm = 0;
-  for (std::size_t k = 0; k < a.size(); ++k) {
-    diff += (double(a[k]) - double(b[k])) * (double(a[k]) - double(b[k]));
-    norm += double(b[k]) * double(b[k]);
-  }
-  return std::sqrt(norm > 0 ? diff / norm : diff);
-}
-
-/// The entries of a (B, N, E, E) array that lie in a head's diagonal block, in order.
-template <class T>
-std::vector<double> head_blocks(const std::vector<T>& full, int tokens) {
-  std::vector<double> out;
-  const std::size_t E = Spec::embed_dim;
-  for (int t = 0; t < tokens; ++t)
+/// A full-covariance gradient, (E, E) per token: the symmetric part (G + Gᵀ)/2 of every head's
+/// diagonal block, NaN outside the blocks (which relative_error then leaves out).
+std::vector<double> symmetric_head_blocks(const std::vector<double>& g) {
+  constexpr std::size_t E = Spec::embed_dim;
+  std::vector<double> out(g.size(), std::numeric_limits<double>::quiet_NaN());
+  for (std::size_t t = 0; t < g.size() / (E * E); ++t)
     for (int h = 0; h < Spec::num_heads; ++h) {
       const HeadInfo head = Spec::head(h);
       for (int r = 0; r < head.dim; ++r)
-        for (int c = 0; c < head.dim; ++c)
-          out.push_back(double(full[(t * E + head.offset + r) * E + head.offset + c]));
+        for (int c = 0; c < head.dim; ++c) {
+          const std::size_t rc = (t * E + head.offset + r) * E + head.offset + c;
+          const std::size_t cr = (t * E + head.offset + c) * E + head.offset + r;
+          out[rc] = 0.5 * (g[rc] + g[cr]);
+        }
     }
   return out;
 }
 
-/// L = Σ w_mu⊙m + Σ w_sigma⊙Σ^agg + Σ w_energy⊙e (an empty weight: that output is not in L).
-struct Weights {
-  std::vector<double> mu, sigma, energy;
-};
-
-double loss(const Beliefs<double>& q, const AttentionOptions& o, const Weights& w) {
-  const auto r = attention_forward<Spec>(q.view(), o);
-  double L = 0;
-  for (std::size_t k = 0; k < r.mu.size(); ++k) L += w.mu[k] * r.mu[k];
-  for (std::size_t k = 0; k < r.sigma.size(); ++k) L += w.sigma[k] * r.sigma[k];
-  for (std::size_t k = 0; k < r.energy.size(); ++k) L += w.energy[k] * r.energy[k];
-  return L;
+/// The relative errors of gradients against the fixture case's: μ and φ; Σ as it is for diagonal
+/// beliefs, and for full ones against the symmetric part of autograd's entry-wise gradient on the
+/// head blocks; κ as Σ_h κ̄_h (one κ for every head) against the fixture's dL/dκ.
+GradientErrors against_fixture(const BeliefGradients<double>& g, const std::string& name, bool full) {
+  const auto ref_sigma = read_npy(grad_fixture(name + "_grad_sigma.npy")).data;
+  double kappa = 0;
+  for (double k : g.kappa) kappa += k;
+  const double ref_kappa = read_npy(grad_fixture(name + "_grad_kappa.npy")).data[0];
+  return {relative_error(g.mu, read_npy(grad_fixture(name + "_grad_mu.npy")).data),
+          relative_error(g.sigma, full ? symmetric_head_blocks(ref_sigma) : ref_sigma),
+          relative_error(g.phi, read_npy(grad_fixture(name + "_grad_phi.npy")).data),
+          std::abs(kappa - ref_kappa) / std::abs(ref_kappa)};
 }
 
-BeliefGradients<double> analytic(const Beliefs<double>& q, const AttentionOptions& o, const Weights& w) {
-  const auto r = attention_forward<Spec>(q.view(), o);
-  OutputGradients<double> g;
-  g.mu = w.mu.data();
-  g.sigma = w.sigma.empty() ? nullptr : w.sigma.data();
-  g.energy = w.energy.empty() ? nullptr : w.energy.data();
-  return attention_backward<Spec>(q.view(), o, r, g);
-}
-
-/// Random weights (never zero) for every output of a forward with the covariance message and
-/// the attention energy on.
-Weights random_weights(std::mt19937& rng, const Beliefs<double>& q) {
-  std::uniform_real_distribution<double> u(0.5, 1.5);
-  std::bernoulli_distribution sign(0.5);
-  auto draw = [&](std::size_t count) {
-    std::vector<double> v(count);
-    for (auto& x : v) x = sign(rng) ? u(rng) : -u(rng);
-    return v;
-  };
-  const std::size_t tokens = std::size_t(q.batch) * q.tokens;
-  return {draw(tokens * Spec::embed_dim), draw(tokens * q.view().sigma_stride()), draw(tokens * Spec::num_heads)};
-}
-
-/// Central difference of L in one input coordinate x (a symmetric pair (x, x_mirror) of a full
-/// block moves together, the direction along which the symmetric gradient is defined).
-double central_difference(Beliefs<double>& q, const AttentionOptions& o, const Weights& w, double* x,
-                          double* mirror, double h) {
-  const double x0 = *x, m0 = mirror ? *mirror : 0.0;
-  auto shift = [&](double d) {
-    *x = x0 + d;
-    if (mirror) *mirror = m0 + d;
-  };
-  shift(h);
-  const double up = loss(q, o, w);
-  shift(-h);
-  const double down = loss(q, o, w);
-  shift(0);
-  return (up - down) / (2 * h);
-}
-
-/// Norm-wise relative errors of an analytic gradient against central differences of L in every
-/// input of the valid tokens i with i % token_step == 0, and in κ. Step h = 1e-6·max(1, |x|): the
-/// truncation error O(h²) is ~1e-12 and the rounding error ~1e-16·|L|/h ~ 1e-9 absolute, far
-/// below the 1e-6 relative the callers allow, while a wrong term (≥ 1e-3 of the gradient) fails.
-struct FdErrors {
-  double mu, sigma, phi, kappa;
-};
-
-FdErrors compare_with_fd(Beliefs<double> q, const AttentionOptions& o, const Weights& w,
-                         const BeliefGradients<double>& grad, int token_step = 1) {
-  const int E = Spec::embed_dim, N = q.tokens;
-  auto step = [](double x) { return 1e-6 * std::max(1.0, std::abs(x)); };
-  std::vector<double> fd_mu, an_mu, fd_sigma, an_sigma, fd_phi, an_phi, fd_kappa;
-  for (int b = 0; b < q.batch; ++b) {
-    const int n = o.valid_lengths.empty() ? N : o.valid_lengths[b];
-    for (int i = 0; i < n; i += token_step) {
-      const std::size_t t = std::size_t(b) * N + i;
-      for (int e = 0; e < E; ++e) {
-        double* x = &q.mu[t * E + e];
-        fd_mu.push_back(central_difference(q, o, w, x, nullptr, step(*x)));
-        an_mu.push_back(grad.mu[t * E + e]);
-      }
-      for (int a = 0; a < 3; ++a) {
-        double* x = &q.phi[t * 3 + a];
-        fd_phi.push_back(central_difference(q, o, w, x, nullptr, step(*x)));
-        an_phi.push_back(grad.phi[t * 3 + a]);
-      }
-      for (int h = 0; h < Spec::num_heads; ++h) {
-        const HeadInfo head = Spec::head(h);
-        for (int r = 0; r < head.dim; ++r) {
-          if (q.covariance == Covariance::diagonal) {
-            double* x = &q.sigma[t * E + head.offset + r];
-            fd_sigma.push_back(central_difference(q, o, w, x, nullptr, step(*x)));
-            an_sigma.push_back(grad.sigma[t * E + head.offset + r]);
-            continue;
-          }
-          for (int c = r; c < head.dim; ++c) {  // dL = 2Ĝ_rc dx off the diagonal, Ĝ_rr dx on it
-            const std::size_t rc = (t * E + head.offset + r) * E + head.offset + c;
-            const std::size_t cr = (t * E + head.offset + c) * E + head.offset + r;
-            double* x = &q.sigma[rc];
-            fd_sigma.push_back(central_difference(q, o, w, x, c == r ? nullptr : &q.sigma[cr], step(*x)));
-            an_sigma.push_back((c == r ? 1.0 : 2.0) * grad.sigma[rc]);
-            CHECK(grad.sigma[rc] == grad.sigma[cr]);
-          }
-        }
-      }
-    }
-  }
-  std::vector<double> an_kappa = grad.kappa;
-  if (o.kappa.size() == 1) {  // one κ for every head: dL/dκ = Σ_h dL/dκ_h
-    an_kappa = {0.0};
-    for (double k : grad.kappa) an_kappa[0] += k;
-  }
-  for (std::size_t h = 0; h < o.kappa.size(); ++h) {
-    AttentionOptions shifted = o;
-    const double dk = 1e-6 * o.kappa[h];
-    shifted.kappa[h] = o.kappa[h] + dk;
-    const double up = loss(q, shifted, w);
-    shifted.kappa[h] = o.kappa[h] - dk;
-    fd_kappa.push_back((up - loss(q, shifted, w)) / (2 * dk));
-  }
-  return {relative_error(an_mu, fd_mu), relative_error(an_sigma, fd_sigma), relative_error(an_phi, fd_phi),
-          relative_error(an_kappa, fd_kappa)};
+/// The analytic gradients (grad) against central differences of L (gradient_check.hpp) with step
+/// h = 1e-5·max(1, |x|), every `every`-th entry of μ, Σ and φ and every κ_h: the truncation error
+/// O(h²) and the rounding error ~1e-16·|L|/h leave ~1e-8 relative at worst here (at h = 1e-6 the
+/// rounding reaches 5e-7 on the full Taylor-4 case), below the 1e-6 allowed, while a wrong term
+/// (≥ 1e-3 of the gradient) fails. Full blocks must also come back exactly symmetric.
+void check_against_differences(const Beliefs<double>& q, const AttentionOptions& o, const Functional& w,
+                               const BeliefGradients<double>& grad, std::size_t every, const std::string& name) {
+  const GradientErrors e = gradient_errors(grad, finite_differences<Spec>(q, o, w, 1e-5, every));
+  WARN(name << " against central differences, relative: " << e);
+  CHECK(e.mu < 1e-6);
+  CHECK(e.sigma < 1e-6);
+  CHECK(e.phi < 1e-6);
+  CHECK(e.kappa < 1e-6);
+  if (q.covariance == Covariance::full) CHECK(relative_error(grad.sigma, symmetric_head_blocks(grad.sigma)) == 0.0);
 }
 
 }  // namespace
@@ -207,60 +113,46 @@ TEST_CASE("the upstream backward reproduces the upstream gradient fixture", "[up
     WARN(n << " forward mu_out: " << e_forward);
     CHECK(e_forward < c.forward_tol);
 
-    Weights w{w_mu.data, {}, {}};
+    Functional w{w_mu.data, {}, {}};
     if (c.covariance) w.sigma = read_npy(grad_fixture(c.full ? "w_sigma_full.npy" : "w_sigma_diag.npy")).data;
-    const auto grad = analytic(q, o, w);
-    const double e_mu = relative_error(grad.mu, read_npy(grad_fixture(n + "_grad_mu.npy")).data);
-    auto ref_sigma = read_npy(grad_fixture(n + "_grad_sigma.npy")).data;
-    double e_sigma = 0;
-    if (c.full) {  // autograd's entry-wise gradient: compare its (G + Gᵀ)/2 on the head blocks
-      auto sym = ref_sigma;
-      const std::size_t E = 19;
-      for (std::size_t t = 0; t < 16; ++t)
-        for (std::size_t a = 0; a < E; ++a)
-          for (std::size_t b = 0; b < E; ++b)
-            sym[(t * E + a) * E + b] = 0.5 * (ref_sigma[(t * E + a) * E + b] + ref_sigma[(t * E + b) * E + a]);
-      e_sigma = relative_error(head_blocks(grad.sigma, 16), head_blocks(sym, 16));
-    } else {
-      e_sigma = relative_error(grad.sigma, ref_sigma);
-    }
-    const double e_phi = relative_error(grad.phi, read_npy(grad_fixture(n + "_grad_phi.npy")).data);
-    double kappa = 0;
-    for (double k : grad.kappa) kappa += k;
-    const double ref_kappa = read_npy(grad_fixture(n + "_grad_kappa.npy")).data[0];
-    const double e_kappa = std::abs(kappa - ref_kappa) / std::abs(ref_kappa);
-    WARN(n << " against the fixture, relative: grad_mu " << e_mu << ", grad_sigma " << e_sigma << ", grad_phi "
-           << e_phi << ", grad_kappa " << e_kappa);
+    const auto grad = analytic_gradients<Spec>(q, o, w);
+    const GradientErrors e = against_fixture(grad, n, c.full);
+    WARN(n << " against the fixture, relative: " << e);
     // The fixture's dL/dκ is a central difference of L with h = 1e-6·κ: good to ~1e-6 at best.
-    CHECK(e_kappa < 1e-5);
+    CHECK(e.kappa < 1e-5);
     if (!c.full) {
       // Float64 autograd through the same clamps and exponentials: 1e-8 relative (the fixture's
       // README) leaves room over the rounding of the exponentials and their derivatives (~1e-15).
-      CHECK(e_mu < 1e-8);
-      CHECK(e_sigma < 1e-8);
-      CHECK(e_phi < 1e-8);
+      CHECK(e.mu < 1e-8);
+      CHECK(e.sigma < 1e-8);
+      CHECK(e.phi < 1e-8);
       continue;
     }
     // Full case: the upstream CPU path computes the KL matrix outside autograd (Numba, on detached
-    // copies), so its grad_mu, grad_sigma and grad_phi hold β fixed and are not the derivative of
-    // its own L (they agree with ours with the β path cut to ~4e-7; in full they differ by O(1)).
-    // Its L and its dL/dκ, a difference of L, do match. So check the derivative of the forward that
-    // matches L, at the fixture's inputs, by central differences (see compare_with_fd), on tokens
-    // 0, 5, 10 and 15 to keep the test short.
-    const FdErrors fd = compare_with_fd(q, o, w, grad, 5);
-    WARN(n << " against central differences, relative: grad_mu " << fd.mu << ", grad_sigma " << fd.sigma
-           << ", grad_phi " << fd.phi << ", grad_kappa " << fd.kappa);
-    CHECK(fd.mu < 1e-6);
-    CHECK(fd.sigma < 1e-6);
-    CHECK(fd.phi < 1e-6);
-    CHECK(fd.kappa < 1e-6);
+    // copies), so its grad_mu, grad_sigma and grad_phi hold the KL and β fixed and are not the
+    // derivative of its own L (in full they differ by O(1)). Its outputs and its dL/dκ, a
+    // difference of L, do match ours (checked above). upstream_detached_kl reproduces that
+    // autograd: 1e-4 relative, the full case's target (the README), as the forwards differ by ~1e-7.
+    AttentionOptions detached = o;
+    detached.upstream_detached_kl = true;
+    const auto grad_detached = analytic_gradients<Spec>(q, detached, w);
+    const GradientErrors ed = against_fixture(grad_detached, n, true);
+    WARN(n << " with upstream_detached_kl against the fixture, relative: " << ed);
+    CHECK(ed.mu < 1e-4);
+    CHECK(ed.sigma < 1e-4);
+    CHECK(ed.phi < 1e-4);
+    for (double k : grad_detached.kappa) CHECK(k == 0.0);  // autograd's κ is a float: no gradient
+    // The default, the true derivative of the forward that matches L, at the fixture's inputs: by
+    // central differences of every 5th entry (a stride prime to the 19 means, 3 frame angles and
+    // 38 block entries per token, so every component is sampled) to keep the test short.
+    check_against_differences(q, o, w, grad, 5, n);
   }
 }
 
 TEST_CASE("the upstream backward matches central finite differences under every option", "[upstream_backward]") {
   // Inputs away from every clamp, so that L is smooth: variances ~U[0.5, 2] (the 1e-6 floors are
   // far), κ per head in [0.8, 2.4] and μ ~ N(0, 0.5²) keep the allowed weights well above 1e-8.
-  // Tolerance 1e-6 relative: see compare_with_fd.
+  // Tolerance 1e-6 relative: see check_against_differences.
   struct FdCase {
     const char* name;
     Covariance kind;
@@ -297,15 +189,9 @@ TEST_CASE("the upstream backward matches central finite differences under every 
     o.valid_lengths = {5, 3};
     o.kappa.clear();
     for (int h = 0; h < Spec::num_heads; ++h) o.kappa.push_back(0.8 + 0.2 * h);
-    const Weights w = random_weights(rng, q);
-    const auto grad = analytic(q, o, w);
-    const FdErrors fd = compare_with_fd(q, o, w, grad);
-    WARN(c.name << ": relative errors against central differences: mu " << fd.mu << ", sigma " << fd.sigma
-                << ", phi " << fd.phi << ", kappa " << fd.kappa);
-    CHECK(fd.mu < 1e-6);
-    CHECK(fd.sigma < 1e-6);
-    CHECK(fd.phi < 1e-6);
-    CHECK(fd.kappa < 1e-6);
+    const Functional w = random_functional<Spec>(rng, q, o);
+    const auto grad = analytic_gradients<Spec>(q, o, w);
+    check_against_differences(q, o, w, grad, 1, c.name);
     if (c.identity_transport)
       for (double x : grad.phi) CHECK(x == 0.0);
     // Padded tokens (sequence 1, n ≥ 3) get zeros.
@@ -315,6 +201,66 @@ TEST_CASE("the upstream backward matches central finite differences under every 
       for (std::size_t e = 0; e < stride; ++e) CHECK(grad.sigma[t * stride + e] == 0.0);
       for (int a = 0; a < 3; ++a) CHECK(grad.phi[t * 3 + a] == 0.0);
     }
+  }
+}
+
+TEST_CASE("upstream_detached_kl holds the KL and β fixed, for full covariances only", "[upstream_backward]") {
+  // With the KL and β constants, L reaches the inputs through the messages' values alone: the
+  // energy Σ_j β_ij KL_ij and κ get no gradient. Diagonal beliefs are not affected (the upstream's
+  // diagonal path is differentiable: its autograd is the true derivative).
+  std::mt19937 rng(45);
+  AttentionOptions o;
+  o.mode = Mode::upstream;
+  o.mask.causal = true;
+  o.covariance_message = true;
+  o.attention_energy = true;
+  o.kappa = {0.9};
+  AttentionOptions detached = o;
+  detached.upstream_detached_kl = true;
+  const int B = 2, N = 5, E = Spec::embed_dim;
+
+  SECTION("diagonal beliefs: the true derivative, unchanged") {
+    const auto q = random_beliefs<Spec>(rng, B, N, Covariance::diagonal);
+    const Functional w = random_functional<Spec>(rng, q, o);
+    const auto on = analytic_gradients<Spec>(q, detached, w), off = analytic_gradients<Spec>(q, o, w);
+    CHECK(on.mu == off.mu);
+    CHECK(on.sigma == off.sigma);
+    CHECK(on.phi == off.phi);
+    CHECK(on.kappa == off.kappa);
+  }
+
+  SECTION("full beliefs: the energy and κ get nothing") {
+    const auto q = random_beliefs<Spec>(rng, B, N, Covariance::full);
+    Functional w = random_functional<Spec>(rng, q, o);
+    for (double k : analytic_gradients<Spec>(q, detached, w).kappa) CHECK(k == 0.0);
+    w.mu.assign(w.mu.size(), 0.0);  // L = Σ w_e·e alone
+    w.sigma.assign(w.sigma.size(), 0.0);
+    const auto g = analytic_gradients<Spec>(q, detached, w);
+    CHECK(std::all_of(g.mu.begin(), g.mu.end(), [](double x) { return x == 0.0; }));
+    CHECK(std::all_of(g.sigma.begin(), g.sigma.end(), [](double x) { return x == 0.0; }));
+    CHECK(std::all_of(g.phi.begin(), g.phi.end(), [](double x) { return x == 0.0; }));
+  }
+
+  SECTION("full beliefs, mean message, Ω = I: μ̄_j = Σ_i β_ij w_i with the forward's β") {
+    const auto q = random_beliefs<Spec>(rng, 1, N, Covariance::full);
+    AttentionOptions mean_only = detached;
+    mean_only.covariance_message = mean_only.attention_energy = false;
+    mean_only.identity_transport = true;
+    mean_only.return_matrices = true;
+    const Functional w = random_functional<Spec>(rng, q, mean_only);
+    const auto r = attention_forward<Spec>(q.view(), mean_only);
+    const auto g = attention_backward<Spec>(q.view(), mean_only, r, w.incoming());
+    for (int h = 0; h < Spec::num_heads; ++h) {
+      const HeadInfo head = Spec::head(h);
+      for (int j = 0; j < N; ++j)
+        for (int k = head.offset; k < head.offset + head.dim; ++k) {
+          double expected = 0;
+          for (int i = 0; i < N; ++i) expected += r.beta[r.pair_index(0, h, i, j)] * w.mu[std::size_t(i) * E + k];
+          CHECK(g.mu[std::size_t(j) * E + k] == Approx(expected).epsilon(1e-12).margin(1e-15));
+        }
+    }
+    CHECK(std::all_of(g.sigma.begin(), g.sigma.end(), [](double x) { return x == 0.0; }));
+    CHECK(std::all_of(g.phi.begin(), g.phi.end(), [](double x) { return x == 0.0; }));
   }
 }
 

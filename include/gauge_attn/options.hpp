@@ -32,6 +32,8 @@ struct AttentionOptions {
   bool kl_statistics = false;      // KL statistics of sequence 0 for the diversity report, O(N²)
   Mode mode = Mode::exact;
   UpstreamExponential exponential = UpstreamExponential::pade;
+  // Mode::upstream backward, full Σ only: the upstream autograd's gradient, KL taken from detached inputs: KL, β fixed
+  bool upstream_detached_kl = false;
 };
 
 /// The upstream training script's temperature, the same for every head: κ = κ_base·E/11.

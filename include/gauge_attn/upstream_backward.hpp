@@ -1,6 +1,7 @@
 // gauge_attn/upstream_backward.hpp: the backward pass of Mode::upstream (math.md §6) on the CPU,
 // pair by pair: the exact derivative, in double, of what detail::upstream_forward computes
-// (docs/gradients.md §7). O(N²K³) per (sequence, head), like the forward: for small N.
+// (docs/gradients.md §7), or with upstream_detached_kl the upstream autograd's full-Σ gradient.
+// O(N²K³) per (sequence, head), like the forward: for small N.
 #pragma once
 
 #include <Eigen/Cholesky>
@@ -111,6 +112,8 @@ struct SharedGradients {
 
 /// The backward of one (sequence b, head h) of upstream_forward, n = the valid length. Writes the
 /// head's slices of grads.mu and grads.sigma (no other task touches them) and fills `shared`.
+/// With opt.upstream_detached_kl and full covariances, the gradient the upstream autograd gives
+/// instead (docs/gradients.md §7).
 template <class Scalar>
 void upstream_head_backward(const BeliefView<Scalar>& q, const AttentionOptions& opt, double kappa, int b, int n,
                             int h, const HeadInfo& head, const OutputGradients<Scalar>& in,
@@ -121,6 +124,10 @@ void upstream_head_backward(const BeliefView<Scalar>& q, const AttentionOptions&
   const std::size_t E = q.embed_dim;
   const bool diagonal = q.covariance == Covariance::diagonal;
   const UpstreamHead s = upstream_head(q, opt, b, n, h, head);
+  // upstream_detached_kl, full Σ: the upstream autograd's gradient, which takes the KL, so β, as a
+  // constant: nothing goes back through the softmax or the KL (so the energy and κ get nothing),
+  // only the message terms of (G14).
+  const bool through_kl = diagonal || !opt.upstream_detached_kl;
   std::vector<VectorXd> mu_bar(n, VectorXd::Zero(K));
   std::vector<MatrixXd> cov_bar(n, MatrixXd::Zero(K, K)), fwd_bar(n, MatrixXd::Zero(K, K)),
       inv_bar(n, MatrixXd::Zero(K, K)), omega(n), omega_bar(n);  // omega: Ω_ij of row i
@@ -165,20 +172,22 @@ void upstream_head_backward(const BeliefView<Scalar>& q, const AttentionOptions&
       d += p[j] * p_bar[j];
     }
     for (int j = 0; j < n; ++j) {
-      // Softmax (M5) of x_j = −KL_ij/κ + bias_ij: x̄_j = p_j(p̄_j − Σ_k p_k p̄_k), masked p_j = 0 (G15).
-      const double x_bar = p[j] * (p_bar[j] - d);
-      shared.kappa += x_bar * kl[j] / (kappa * kappa);
-      const double kl_bar = eps * beta[j] - x_bar / kappa;
-      if (kl[j] > 0) {  // KL ≥ 0: a clamped pair passes nothing
-        const KlGradient dk =
-            diagonal ? kl_upstream_diagonal_gradient(s.mu[i], s.cov[i].diagonal(), s.mu[j], s.cov[j].diagonal(),
-                                                     omega[j])
-                     : kl_upstream_full_gradient(s.mu[i], s.cov[i], s.mu[j], s.cov[j], omega[j]);
-        mu_bar[i] += kl_bar * dk.mu_i;
-        cov_bar[i] += kl_bar * dk.cov_i;
-        mu_bar[j] += kl_bar * dk.mu_j;
-        cov_bar[j] += kl_bar * dk.cov_j;
-        omega_bar[j] += kl_bar * dk.omega;
+      if (through_kl) {
+        // Softmax (M5) of x_j = −KL_ij/κ + bias_ij: x̄_j = p_j(p̄_j − Σ_k p_k p̄_k), masked p_j = 0 (G15).
+        const double x_bar = p[j] * (p_bar[j] - d);
+        shared.kappa += x_bar * kl[j] / (kappa * kappa);
+        const double kl_bar = eps * beta[j] - x_bar / kappa;
+        if (kl[j] > 0) {  // KL ≥ 0: a clamped pair passes nothing
+          const KlGradient dk =
+              diagonal ? kl_upstream_diagonal_gradient(s.mu[i], s.cov[i].diagonal(), s.mu[j], s.cov[j].diagonal(),
+                                                       omega[j])
+                       : kl_upstream_full_gradient(s.mu[i], s.cov[i], s.mu[j], s.cov[j], omega[j]);
+          mu_bar[i] += kl_bar * dk.mu_i;
+          cov_bar[i] += kl_bar * dk.cov_i;
+          mu_bar[j] += kl_bar * dk.mu_j;
+          cov_bar[j] += kl_bar * dk.cov_j;
+          omega_bar[j] += kl_bar * dk.omega;
+        }
       }
       // Ω_ij = exp(A_i) exp(−A_j) (M3).
       fwd_bar[i] += omega_bar[j] * s.inv[j].transpose();

@@ -31,11 +31,6 @@ std::string forward_vector_size_error(const std::string& output) {
   return "";
 }
 
-int gpu_count() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess ? n : 0;
-}
-
 GpuRun run_gpu_forward(const std::string& spec, int batch, int tokens, Covariance covariance,
                        const std::vector<float>& mu, const std::vector<float>& sigma, const std::vector<float>& phi,
                        const AttentionOptions& options, bool covariance_message, bool statistics) {
@@ -50,13 +45,14 @@ GpuRun run_gpu_forward(const std::string& spec, int batch, int tokens, Covarianc
     out.lse.resize(rows * H);
     if (covariance_message) out.sigma.resize(sigma.size());
     for (auto* v : {&out.row_std, &out.uniform_row_std, &out.entropy}) v->resize(statistics ? rows * H : 0);
+    if (options.attention_energy) out.energy.resize(rows * H);
     gpu::Forward<Spec> forward;
     forward.run(q, options, out);
     forward.check_inputs();
     GAUGE_ATTN_CUDA_CHECK(cudaDeviceSynchronize());
     auto host = [](const thrust::device_vector<float>& v) { return std::vector<float>(v.begin(), v.end()); };
-    GpuRun r{host(out.mu), host(out.sigma), host(out.lse), host(out.row_std), host(out.uniform_row_std),
-             host(out.entropy), {}};
+    GpuRun r{host(out.mu),      host(out.sigma),   host(out.lse),    host(out.row_std), host(out.uniform_row_std),
+             host(out.entropy), host(out.energy), {}};
     if (statistics) {
       const gpu::DeviceOutputs o = gpu::device_outputs(q, int(H), out);
       r.statistics = gpu::reduce_row_statistics(o.row_std, o.uniform_row_std, o.entropy, batch, int(H), tokens,

@@ -12,7 +12,7 @@
 namespace gauge_attn::testing {
 
 struct GpuRun {
-  std::vector<float> mu, sigma, lse, row_std, uniform_row_std, entropy;  // layouts of DeviceOutputs
+  std::vector<float> mu, sigma, lse, row_std, uniform_row_std, entropy, energy;  // layouts of DeviceOutputs
   std::vector<RowStatistics> statistics;  // (B, H), reduced on the device (statistics.cuh)
 };
 
@@ -22,7 +22,8 @@ struct GpuPairwiseRun {
   std::vector<RowStatistics> statistics;
 };
 
-/// Runs Forward<named spec> on host arrays (uploaded, run, checked, downloaded).
+/// Runs Forward<named spec> on host arrays (uploaded, run, checked, downloaded); the attention
+/// energy too when options.attention_energy is set.
 GpuRun run_gpu_forward(const std::string& spec, int batch, int tokens, Covariance covariance,
                        const std::vector<float>& mu, const std::vector<float>& sigma, const std::vector<float>& phi,
                        const AttentionOptions& options, bool covariance_message, bool statistics);

@@ -29,6 +29,7 @@ struct DeviceOutputs {
   float* row_std = nullptr;          // (B, H, N) per-row statistics (§7); all three or none
   float* uniform_row_std = nullptr;  // (B, H, N)
   float* entropy = nullptr;          // (B, H, N)
+  float* energy = nullptr;           // (B, H, N) attention energy e_i = Σ_j β_ij KL_ij (G1)
 };
 
 /// Where the pair-by-pair path writes (device pointers). kl, beta and mu are required; sigma

@@ -5,6 +5,8 @@
 //   auto q = gpu::device_beliefs(B, N, E, Covariance::diagonal, mu, sigma, phi);  // device_vector<T>
 //   gpu::ForwardVectors out;  out.mu.resize(B * N * E);                             // empty: not computed
 //   forward.run(q, options, out, stream);
+//   gpu::OutputGradientVectors incoming;  incoming.mu = …;  gpu::BackwardVectors grads;  (sized)
+//   backward.run(q, options, out, incoming, grads, stream);                          // out: saved state
 #pragma once
 
 #include <gauge_attn/error.hpp>
@@ -15,6 +17,7 @@
 #include <cstddef>
 
 #include "device_beliefs.cuh"
+#include "device_gradients.cuh"
 
 namespace gauge_attn::gpu {
 
@@ -28,6 +31,18 @@ auto data_of(Vector& v, std::size_t expected, const char* name, bool required = 
   gauge_attn::detail::require(v.size() == expected, name, "has ", v.size(), " elements, the shape needs ", expected,
                               required ? "" : " (or 0: not computed)");
   return thrust::raw_pointer_cast(v.data());
+}
+
+/// The device pointer of a workspace vector.
+template <class T>
+T* raw(thrust::device_vector<T>& v) {
+  return thrust::raw_pointer_cast(v.data());
+}
+
+/// Grows a workspace vector to at least n elements (never shrinks it: the next run may reuse it).
+template <class T>
+void grow(thrust::device_vector<T>& v, std::size_t n) {
+  if (v.size() < n) v.resize(n);
 }
 
 /// Elements of Σ^agg: (B, N, E) for diagonal beliefs, (B, N, E, E) for full ones.
@@ -59,7 +74,18 @@ DeviceBeliefsOf<T> device_beliefs(int batch, int tokens, int embed_dim, Covarian
 /// Outputs of the fused forward (layouts of DeviceOutputs); `mu` is required, an empty optional
 /// vector is not computed, and the three row statistics go together.
 struct ForwardVectors {
-  thrust::device_vector<float> mu, sigma, lse, row_std, uniform_row_std, entropy;
+  thrust::device_vector<float> mu, sigma, lse, row_std, uniform_row_std, entropy, energy;
+};
+
+/// Incoming gradients of a forward's outputs for gpu::Backward (layouts of DeviceOutputGradients);
+/// an empty vector is a zero gradient. The saved state is the forward's ForwardVectors.
+struct OutputGradientVectors {
+  thrust::device_vector<float> mu, sigma, energy;
+};
+
+/// What gpu::Backward returns (layouts of DeviceGradients); every vector is required.
+struct BackwardVectors {
+  thrust::device_vector<float> mu, sigma, phi, kappa;
 };
 
 /// Outputs of the pair-by-pair path (layouts of PairwiseOutputsOf); kl, beta and mu are required.
@@ -78,6 +104,38 @@ inline DeviceOutputs device_outputs(const DeviceBeliefs& q, int heads, ForwardVe
   o.row_std = detail::data_of(v.row_std, per_row, "outputs.row_std", false);
   o.uniform_row_std = detail::data_of(v.uniform_row_std, per_row, "outputs.uniform_row_std", false);
   o.entropy = detail::data_of(v.entropy, per_row, "outputs.entropy", false);
+  o.energy = detail::data_of(v.energy, per_row, "outputs.energy", false);
+  return o;
+}
+
+/// The forward's outputs in `v` as the backward's saved state; which of them the backward needs is
+/// checked by the backward (an empty vector is a null pointer), their sizes here.
+inline DeviceSaved saved_outputs(const DeviceBeliefs& q, int heads, const ForwardVectors& v) {
+  const std::size_t rows = std::size_t(q.batch) * q.tokens, per_row = rows * heads;
+  DeviceSaved o;
+  o.mu = detail::data_of(v.mu, rows * q.embed_dim, "saved.mu", false);
+  o.sigma = detail::data_of(v.sigma, detail::covariance_size(q), "saved.sigma", false);
+  o.energy = detail::data_of(v.energy, per_row, "saved.energy", false);
+  o.lse = detail::data_of(v.lse, per_row, "saved.lse", false);
+  return o;
+}
+
+inline DeviceOutputGradients incoming_gradients(const DeviceBeliefs& q, int heads, const OutputGradientVectors& v) {
+  const std::size_t rows = std::size_t(q.batch) * q.tokens;
+  DeviceOutputGradients o;
+  o.mu = detail::data_of(v.mu, rows * q.embed_dim, "incoming.mu", false);
+  o.sigma = detail::data_of(v.sigma, detail::covariance_size(q), "incoming.sigma", false);
+  o.energy = detail::data_of(v.energy, rows * heads, "incoming.energy", false);
+  return o;
+}
+
+inline DeviceGradients belief_gradients(const DeviceBeliefs& q, int heads, BackwardVectors& v) {
+  const std::size_t rows = std::size_t(q.batch) * q.tokens;
+  DeviceGradients o;
+  o.mu = detail::data_of(v.mu, rows * q.embed_dim, "gradients.mu");
+  o.sigma = detail::data_of(v.sigma, detail::covariance_size(q), "gradients.sigma");
+  o.phi = detail::data_of(v.phi, rows * 3, "gradients.phi");
+  o.kappa = detail::data_of(v.kappa, std::size_t(heads), "gradients.kappa");
   return o;
 }
 

@@ -1,7 +1,7 @@
 // gauge_attn/cuda/flash_kl.cuh: the fused KL-attention kernel. For one (sequence, head, query
 // tile) it streams the lifted keys through shared memory and keeps, per query, an online softmax
-// of the (M8) scores (M5), the message sums (M9) and the row statistics (§7), so that nothing of
-// size N² exists. All heads of a spec run in one launch; each block specialises on its head's ℓ.
+// of the (M8) scores (M5), the message sums (M9), the row statistics (§7) and the attention
+// energy (G1), so that nothing of size N² exists. All heads of a spec run in one launch; each block specialises on its head's ℓ.
 //
 // Threads: 128 = 16 query groups × 8 key groups. A thread owns QR queries (registers hold their
 // lifted vectors a_i) and every 8th key of each shared-memory tile; the 8 partial softmax states of
@@ -32,13 +32,7 @@ template <class Spec>
 struct AttentionParams {
   HeadLayout heads[Spec::num_heads];
   int batch = 0, tokens = 0, embed_dim = 0;
-  // Blocks are grouped by irrep, so that the blocks resident together run the same code (one ℓ's
-  // branch; mixing them thrashed the instruction cache), and within a group the heaviest query
-  // tiles come first. Group g owns blocks [first_block[g], first_block[g + 1]).
-  int first_block[Spec::num_irreps + 1] = {};
-  int group_tiles[Spec::num_irreps] = {};  // query tiles per (sequence, head) of group g
-  int first_head[Spec::num_irreps] = {};
-  int group_heads[Spec::num_irreps] = {};
+  BlockGroups<Spec::num_irreps> groups;  // query tiles, the last (heaviest under causality) first
   MaskSpec mask;
   bool diagonal_output = true;  // Σ^agg as (B, N, E) diagonals, else (B, N, E, E) blocks
   const int* lengths = nullptr;
@@ -47,12 +41,14 @@ struct AttentionParams {
   const float* values = nullptr;
   const double* frames = nullptr;
   const double* means = nullptr;
+  const double* half_logdets = nullptr;  // (H, B, N)
   float* mu = nullptr;               // (B, N, E)
   float* sigma = nullptr;            // Σ^agg, when the kernel is instantiated with the covariance
   float* lse = nullptr;              // (B, H, N), natural log-sum-exp of the (M8) scores (+ bias)
   float* row_std = nullptr;          // (B, H, N) per-row upstream row_std, when statistics are on
   float* uniform_row_std = nullptr;  // (B, H, N)
   float* entropy = nullptr;          // (B, H, N) H_i / ln n_i (0 where n_i = 1)
+  float* energy = nullptr;           // (B, H, N) e_i = Σ_j β_ij KL_ij (G1), when instantiated with it
 };
 
 namespace detail {
@@ -86,7 +82,7 @@ __device__ inline bool tile_is_clear(const MaskSpec& m, int q0, int q1, int t0, 
   return true;
 }
 
-template <int K, bool Covariance, bool Statistics, class Spec>
+template <int K, bool Covariance, bool Statistics, bool Energy, class Spec>
 __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, int tile, float* smem) {
   using TS = TileShape<K>;
   using W = LiftedWidths<K>;
@@ -117,9 +113,10 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
   // it by more than 2^8 (lazy rescaling), so a score costs no subtraction: it starts at −m.
   float m[QR], l[QR], acc[QR][V];
   float off[QR], off2[QR], ws[QR];  // Σ_{j≠i} w, Σ_{j≠i} w², Σ w·(s − m) (statistics)
+  float en[QR];                     // Σ w·(s − m − bias): the energy's mean score (G1)
   for (int r = 0; r < QR; ++r) {
     m[r] = -INFINITY;
-    l[r] = off[r] = off2[r] = ws[r] = 0.f;
+    l[r] = off[r] = off2[r] = ws[r] = en[r] = 0.f;
     for (int v = 0; v < V; ++v) acc[r][v] = 0.f;
   }
   const float alibi = float(p.mask.alibi_slope * 1.4426950408889634);  // log2 units, like the keys
@@ -215,6 +212,7 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
             off[r] *= scale;
             off2[r] *= scale * scale;
           }
+          if (Energy) en[r] = scale * (en[r] - t * l[r]);
           l[r] *= scale;
 #pragma unroll
           for (int v = 0; v < V; ++v) acc[r][v] *= scale;
@@ -248,6 +246,9 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
               off2[r] = fmaf(w, w, off2[r]);
             }
           }
+          if (Energy && w > 0.f)  // the score without its ALiBi bias: the KL's share (G1)
+            en[r] = fmaf(w, alibi != 0.f ? fmaf(-alibi, float(row[r] - (c0 + kg + TS::key_groups * c)), s[r][c]) : s[r][c],
+                         en[r]);
         }
       }
     }
@@ -255,7 +256,7 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
   }
 
   // Merge the 8 key groups of each query (lanes differing in the low 3 bits) onto the larger
-  // reference; the statistics' Σ w·(s − m) also moves with the reference.
+  // reference; the sums Σ w·(s − m) of the statistics and the energy also move with it.
 #pragma unroll
   for (int r = 0; r < QR; ++r)
     for (int offset = 1; offset < TS::key_groups; offset *= 2) {
@@ -266,8 +267,12 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
       const float shift = m[r] == -INFINITY ? 0.f : m[r] - top;
       m[r] = top;
       const float pl = __shfl_xor_sync(0xffffffffu, l[r], offset);
+      const float pshift = Statistics || Energy ? __shfl_xor_sync(0xffffffffu, shift, offset) : 0.f;
+      if (Energy) {
+        const float pen = __shfl_xor_sync(0xffffffffu, en[r], offset);
+        en[r] = mine * (en[r] + shift * l[r]) + theirs * (pen + pshift * pl);
+      }
       if (Statistics) {
-        const float pshift = __shfl_xor_sync(0xffffffffu, shift, offset);
         const float pws = __shfl_xor_sync(0xffffffffu, ws[r], offset);
         ws[r] = mine * (ws[r] + shift * l[r]) + theirs * (pws + pshift * pl);
         off[r] = off[r] * mine + __shfl_xor_sync(0xffffffffu, off[r], offset) * theirs;
@@ -321,6 +326,10 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
     }
     const std::size_t bhi = (std::size_t(b) * Spec::num_heads + h) * p.tokens + i;
     if (p.lse) p.lse[bhi] = (m[r] + log2f(l[r])) * ln2;
+    // e_i = Σ_j β_ij KL_ij with KL_ij = −κ ln2 (a_i·k_j) − ½ ln det Σ_i and Σ_j β_ij a_i·k_j = en/l + m (G1).
+    if constexpr (Energy)
+      p.energy[bhi] = float(-head.kappa * double(ln2) * (double(en[r]) * inv_l + double(m[r])) -
+                            p.half_logdets[std::size_t(h) * p.batch * p.tokens + t]);
     if constexpr (Statistics) {
       const KeyRange keys = range[r];
       const int allowed_off = keys.count() - (keys.allows(i) ? 1 : 0);
@@ -336,18 +345,14 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
 
 /// One block per (query tile, sequence, head); see AttentionParams for the order. Dynamic shared
 /// memory: two stages of the spec's largest key + value tile.
-template <class Spec, bool Covariance, bool Statistics>
+template <class Spec, bool Covariance, bool Statistics, bool Energy>
 __global__ void __launch_bounds__(128, Covariance ? 2 : GAUGE_ATTN_FLASH_MIN_BLOCKS) flash_kl_kernel(AttentionParams<Spec> p) {
   extern __shared__ float4 shared_tiles[];
-  int g = 0;
-  while (int(blockIdx.x) >= p.first_block[g + 1]) ++g;
-  const int local = int(blockIdx.x) - p.first_block[g];
-  const int per_tile = p.group_heads[g] * p.batch;
-  const int tile = p.group_tiles[g] - 1 - local / per_tile;
-  const int h = p.first_head[g] + (local % per_tile) / p.batch, b = local % p.batch;
-  visit_spin(g, typename Spec::spins{}, [&](auto spin) {
+  const BlockPlace at = place_block(p.groups, int(blockIdx.x), p.batch, true);
+  visit_spin(at.group, typename Spec::spins{}, [&](auto spin) {
     constexpr int K = 2 * decltype(spin)::value + 1;
-    detail::attend_tile_rows<K, Covariance, Statistics>(p, b, h, tile, reinterpret_cast<float*>(shared_tiles));
+    detail::attend_tile_rows<K, Covariance, Statistics, Energy>(p, at.b, at.h, at.tile,
+                                                                reinterpret_cast<float*>(shared_tiles));
   });
 }
 

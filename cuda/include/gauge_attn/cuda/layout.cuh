@@ -6,6 +6,7 @@
 #include <gauge_attn/lifted.hpp>
 
 #include <cstddef>
+#include <type_traits>
 #include <utility>
 
 /// Queries per thread for heads of width 12 < P ≤ 24 (ℓ = 2); a tuning knob that trades
@@ -43,6 +44,99 @@ struct TileShape {
   GAUGE_ATTN_HOST_DEVICE static constexpr int smem_stride(int floats) { return (round4(floats) / 4) % 2 ? round4(floats) : round4(floats) + 4; }
 };
 
+/// Tile shapes of the backward pair pass (flash_kl_backward.cuh) for a head of dimension K whose
+/// values have width V (K, or K + K(K+1)/2 with the covariance message). A block owns a tile of
+/// `keys` keys of one (sequence, head) and streams the queries that read them through shared
+/// memory, `queries` (32, one per lane in the Ā phase) at a time. A thread holds KR keys in
+/// registers (k_j, x_j and the sums U_j, X̄_j: 2(P + V) floats each) and meets every QG-th query.
+template <int K, int V>
+struct BackwardTileShape {
+  using W = LiftedWidths<K>;
+  static constexpr int P = W::lifted;
+  static constexpr int threads = 128;
+  static constexpr int KR = P <= 4 ? 4 : (P <= 12 ? 2 : 1);  // keys per thread
+  static constexpr int QG = P <= 40 ? KR : 4;                  // query groups
+  static constexpr int key_lanes = threads / QG;               // threads that share a query
+  static constexpr int keys = key_lanes * KR;                  // 128 keys (32 for P > 40: shared memory)
+  static constexpr int queries = 32;                           // queries per stage
+  static constexpr int queries_per_thread = queries / QG;
+  // A query's a_i stays in registers for its KR pairs up to P = 21 (ℓ ≤ 2); wider heads read it
+  // from shared memory twice (the score, then U_j), which spared ℓ3 ~400 bytes of spills.
+  static constexpr bool hold_queries = P <= 24;
+  // Ā = p̄ · k over the block's keys (Ā's last entry, the constant's, is never needed): F4 float4
+  // chunks per query; the four warps split the keys into `slices` when one chunk is all there is,
+  // else they split the chunks.
+  static constexpr int chunks = (P - 1 + 3) / 4;
+  static constexpr int slices = chunks == 1 ? 4 : 1;
+  static constexpr int row_stride = round4(V) + 4;  // x̄_i and its four row constants, in global memory
+  // Shared-memory row strides (odd numbers of 16-byte chunks, as in TileShape).
+  static constexpr int query_smem = TileShape<K>::smem_stride(P);
+  static constexpr int row_smem = TileShape<K>::smem_stride(row_stride);
+  static constexpr int key_smem = TileShape<K>::smem_stride(P);
+  static constexpr int value_smem = TileShape<K>::smem_stride(V);
+  static constexpr int tile_smem = keys + 4;  // a p̄ or p row: keys/4 + 1 chunks, odd
+  static_assert((keys / 4) % 2 == 0, "tile rows of an odd number of chunks");
+  static_assert(queries % QG == 0 && threads % QG == 0, "query groups divide the stage and the block");
+  // Shared memory, in floats: two stages of queries and rows, the p̄ tile and the keys (with
+  // `moments` also the β tile and the values), two reduction buffers of the Ā phase; after the
+  // query loop the same memory holds the U_j and X̄_j of query groups 1 … QG − 1.
+  static constexpr int stage_floats = queries * (query_smem + row_smem);
+  static constexpr int reduction_floats = 2 * 3 * 32 * 4;
+  static constexpr int sums_floats = (QG - 1) * key_lanes * KR * (P + V);
+  GAUGE_ATTN_HOST_DEVICE static constexpr int smem_floats(bool moments) {
+    const int main = 2 * stage_floats + queries * tile_smem + keys * key_smem +
+                     (moments ? queries * tile_smem + keys * value_smem : 0) + reduction_floats;
+    return main > sums_floats ? main : sums_floats;
+  }
+};
+
+/// Blocks of the pair kernels grouped by irrep, so that the blocks resident together run the same
+/// code (one ℓ's branch; mixing them thrashed the instruction cache). Group g owns blocks
+/// [first_block[g], first_block[g + 1]): `tiles[g]` tiles per (sequence, head) of its heads,
+/// sequences fastest, then heads, then tiles, the heaviest tiles first.
+template <int Irreps>
+struct BlockGroups {
+  int first_block[Irreps + 1] = {};
+  int tiles[Irreps] = {};
+  int first_head[Irreps] = {};
+  int heads[Irreps] = {};
+
+  /// Tiles of `tile_rows(irrep)` rows of N tokens for every irrep of Spec.
+  template <class Spec, class TileRows>
+  static BlockGroups of(int batch, int tokens, TileRows&& tile_rows) {
+    BlockGroups g;
+    int blocks = 0;
+    Spec::for_each_irrep([&](auto irrep, int first) {
+      using I = decltype(irrep);
+      const int r = Spec::head(first).irrep, rows = tile_rows(irrep);
+      g.first_block[r] = blocks;
+      g.tiles[r] = (tokens + rows - 1) / rows;
+      g.first_head[r] = first;
+      g.heads[r] = I::heads;
+      blocks += g.tiles[r] * I::heads * batch;
+      g.first_block[r + 1] = blocks;
+    });
+    return g;
+  }
+  int blocks() const { return first_block[Irreps]; }
+};
+
+/// Where block `block` works: its irrep group, sequence, head and tile. Tiles are ordered from
+/// `last_first ? the last : the first`, whichever the mask makes heaviest.
+struct BlockPlace {
+  int group, b, h, tile;
+};
+
+template <int Irreps>
+GAUGE_ATTN_HOST_DEVICE inline BlockPlace place_block(const BlockGroups<Irreps>& g, int block, int batch, bool last_first) {
+  int r = 0;
+  while (block >= g.first_block[r + 1]) ++r;
+  const int local = block - g.first_block[r];
+  const int per_tile = g.heads[r] * batch;
+  const int order = local / per_tile;
+  return {r, local % batch, g.first_head[r] + (local % per_tile) / batch, last_first ? g.tiles[r] - 1 - order : order};
+}
+
 /// Values carried per key: ν (mean message) or [ν, sym(S + ννᵀ)] (with the covariance message).
 template <int K>
 GAUGE_ATTN_HOST_DEVICE constexpr int value_width(bool covariance) {
@@ -67,6 +161,20 @@ template <class F, int... Ls>
 GAUGE_ATTN_HOST_DEVICE void visit_spin(int r, std::integer_sequence<int, Ls...>, F&& f) {
   int k = 0;
   ((r == k++ ? f(std::integral_constant<int, Ls>{}) : void()), ...);
+}
+
+/// Calls f(std::bool_constant<b>...) with the run-time flags as compile-time constants: one
+/// instantiation of f per combination (the kernels' optional outputs).
+template <class F>
+void visit_flags(F&& f) {
+  f();
+}
+template <class F, class... Flags>
+void visit_flags(F&& f, bool first, Flags... rest) {
+  if (first)
+    visit_flags([&](auto... t) { f(std::true_type{}, t...); }, rest...);
+  else
+    visit_flags([&](auto... t) { f(std::false_type{}, t...); }, rest...);
 }
 
 }  // namespace gauge_attn::gpu

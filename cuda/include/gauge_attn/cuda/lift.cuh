@@ -1,7 +1,8 @@
-// gauge_attn/cuda/lift.cuh: the O(N) lift of every token and head to the identity frame (§5),
-// in two kernels: frames R_i = D^ℓ(φ_i) (M2) and the sums of ν_i = R_iᵀμ_i per sequence; then the
-// pulled-back beliefs, centred on ν̄, packed into the query and key vectors of (M8) and the message
-// values of (M9). Computed in double, stored in float (the keys pre-scaled by log2 e for exp2).
+// gauge_attn/cuda/lift.cuh: the kernels of the O(N) lift of every token and head to the identity
+// frame (§5), in two steps: frames R_i = D^ℓ(φ_i) (M2) and the sums of ν_i = R_iᵀμ_i per sequence;
+// then the pulled-back beliefs, centred on ν̄, packed into the query and key vectors of (M8) and the
+// message values of (M9), and ½ ln det Σ_i (the row constant of the KL). Computed in double, stored
+// in float (the keys pre-scaled by log2 e for exp2). lift_workspace.cuh owns their workspace.
 #pragma once
 
 #include <gauge_attn/detail/so3_tables.hpp>
@@ -19,8 +20,17 @@
 
 namespace gauge_attn::gpu {
 
-/// Why an input was refused on the device; reported with the first offending (b, n, head).
-enum class InputError : unsigned { none = 0, covariance = 1, mean = 2, frame = 3 };
+/// Why an input was refused on the device; reported with the first offending (b, n, head). The
+/// lift reports the beliefs, the backward the incoming gradients.
+enum class InputError : unsigned {
+  none = 0,
+  covariance = 1,
+  mean = 2,
+  frame = 3,
+  incoming_mu = 4,
+  incoming_sigma = 5,
+  incoming_energy = 6
+};
 
 /// The lift's inputs and outputs; device pointers. Passed by value to the kernels.
 template <class Spec>
@@ -39,6 +49,7 @@ struct LiftParams {
   float* values = nullptr;
   double* frames = nullptr;
   double* means = nullptr;
+  double* half_logdets = nullptr;        // (H, B, N): ½ ln det Σ_i
   unsigned long long* status = nullptr;  // (code << 48) | (index + 1), first error only
 };
 
@@ -49,7 +60,12 @@ template <class Spec>
   const long long index = static_cast<long long>(status & ((1ull << 48) - 1)) - 1;
   const long long token = index / Spec::num_heads;
   const int h = int(index % Spec::num_heads);
-  const char* argument = code == InputError::covariance ? "sigma" : code == InputError::mean ? "mu" : "phi";
+  const char* argument = code == InputError::covariance        ? "sigma"
+                         : code == InputError::mean            ? "mu"
+                         : code == InputError::frame           ? "phi"
+                         : code == InputError::incoming_mu     ? "incoming.mu"
+                         : code == InputError::incoming_sigma  ? "incoming.sigma"
+                                                               : "incoming.energy";
   const char* what = code == InputError::covariance ? "is not positive definite (or not finite)" : "is not finite";
   throw InvalidArgument(argument, gauge_attn::detail::str("the value of head ", h, " (", irrep_label(Spec::head(h).l),
                                                           ") at (b=", token / tokens, ", n=", token % tokens, ") ",
@@ -110,13 +126,11 @@ __device__ void lift_frame(const LiftParams<Spec>& p, int b, int h, int i, doubl
   }
 }
 
-/// Pulls back token i (§5), centres ν on `mean`, packs a, b (× log2 e) and the values.
+/// The belief of token t = b·N + i on head h pulled back to the identity frame (§5), in double;
+/// false when Σ is not positive definite.
 template <int K, class Spec>
-__device__ void lift_pack(const LiftParams<Spec>& p, int b, int h, int i, const double* mean) {
-  using W = LiftedWidths<K>;
-  using TS = TileShape<K>;
+__device__ bool pull_back_token(const LiftParams<Spec>& p, int h, std::size_t t, lifted::PulledBack<double, K>& pb) {
   const HeadLayout& head = p.heads[h];
-  const std::size_t t = std::size_t(b) * p.tokens + i;
   const double* R = p.frames + head.frames + t * K * K;
   double mu[K], sigma[K * K];
   for (int k = 0; k < K; ++k) mu[k] = p.mu[t * p.embed_dim + head.offset + k];
@@ -127,11 +141,22 @@ __device__ void lift_pack(const LiftParams<Spec>& p, int b, int h, int i, const 
     for (int r = 0; r < K; ++r)
       for (int c = 0; c < K; ++c) sigma[r * K + c] = block[std::size_t(r) * p.embed_dim + c];
   }
+  return lifted::pull_back<double, K>(R, mu, sigma, K, p.diagonal, pb);
+}
+
+/// Pulls back token i (§5), centres ν on `mean`, packs a, b (× log2 e) and the values.
+template <int K, class Spec>
+__device__ void lift_pack(const LiftParams<Spec>& p, int b, int h, int i, const double* mean) {
+  using W = LiftedWidths<K>;
+  using TS = TileShape<K>;
+  const HeadLayout& head = p.heads[h];
+  const std::size_t t = std::size_t(b) * p.tokens + i;
   lifted::PulledBack<double, K> pb;
-  if (!lifted::pull_back<double, K>(R, mu, sigma, K, p.diagonal, pb)) {
+  if (!pull_back_token<K>(p, h, t, pb)) {
     report(p.status, InputError::covariance, (long long)t * Spec::num_heads + h);
     return;
   }
+  p.half_logdets[std::size_t(h) * p.batch * p.tokens + t] = 0.5 * pb.logdet;
   double nu[K];
   for (int k = 0; k < K; ++k) nu[k] = pb.nu[k] - mean[k];
   constexpr double log2e = 1.4426950408889634;

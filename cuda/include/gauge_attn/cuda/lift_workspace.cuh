@@ -1,0 +1,156 @@
+// gauge_attn/cuda/lift_workspace.cuh: the lift as one reusable piece. It owns the O(B·N·Σ P)
+// device workspace of the lifted beliefs (queries, keys, values, frames, ν sums, ½ ln det Σ), the
+// uploaded lengths and quarter-turn tables, and the status word of bad inputs; run() sizes it and
+// launches the lift kernels (lift.cuh). The forward reads the lifted vectors in its attention; the
+// backward recomputes them the same way (it keeps no state between calls).
+#pragma once
+
+#include <gauge_attn/detail/so3_tables.hpp>
+#include <gauge_attn/irreps.hpp>
+
+#include <cuda_runtime.h>
+#include <thrust/device_vector.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <vector>
+
+#include "check.cuh"
+#include "device_beliefs.cuh"
+#include "device_vectors.cuh"
+#include "layout.cuh"
+#include "lift.cuh"
+
+namespace gauge_attn::gpu {
+
+template <class Spec>
+class LiftWorkspace {
+ public:
+  static constexpr int H = Spec::num_heads;
+
+  /// Lifts every token and head of `q` (shapes already checked) on `stream`; no synchronisation.
+  /// `kappa` and `lengths` are the checked per-head temperatures and per-sequence valid lengths;
+  /// with `covariance_values` the values carry sym(S + ννᵀ) after ν.
+  void run(const DeviceBeliefs& q, const std::vector<double>& kappa, const std::vector<int>& lengths,
+           bool identity_transport, bool covariance_values, cudaStream_t stream) {
+    using detail::raw;
+    prepare(q, kappa, lengths, covariance_values, stream);
+    LiftParams<Spec>& p = params_;
+    std::copy(heads_.begin(), heads_.end(), p.heads);
+    std::copy(quarter_turn_offsets_.begin(), quarter_turn_offsets_.end(), p.quarter_turns);
+    p.batch = q.batch;
+    p.tokens = q.tokens;
+    p.embed_dim = q.embed_dim;
+    p.diagonal = q.covariance == Covariance::diagonal;
+    p.identity_transport = identity_transport;
+    p.mu = q.mu;
+    p.sigma = q.sigma;
+    p.phi = q.phi;
+    p.lengths = raw(lengths_);
+    p.tables = raw(tables_);
+    p.queries = raw(queries_);
+    p.keys = raw(keys_);
+    p.values = raw(values_);
+    p.frames = raw(frames_);
+    p.means = raw(means_);
+    p.half_logdets = raw(half_logdets_);
+    p.status = raw(status_);
+    if (q.tokens <= lift_threads) {  // one block per sequence and head: one launch, no atomics
+      lift_sequence_kernel<Spec><<<dim3(1, H, q.batch), lift_threads, 0, stream>>>(p);
+      GAUGE_ATTN_CUDA_CHECK_LAUNCH(lift_sequence_kernel);
+    } else {
+      GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(p.means, 0, means_.size() * sizeof(double), stream));
+      const dim3 grid((q.tokens + lift_threads - 1) / lift_threads, H, q.batch);
+      lift_frames_kernel<Spec><<<grid, lift_threads, 0, stream>>>(p);
+      GAUGE_ATTN_CUDA_CHECK_LAUNCH(lift_frames_kernel);
+      lift_pack_kernel<Spec><<<grid, lift_threads, 0, stream>>>(p);
+      GAUGE_ATTN_CUDA_CHECK_LAUNCH(lift_pack_kernel);
+    }
+  }
+
+  /// The device pointers of the last run (inputs and the lifted workspace).
+  const LiftParams<Spec>& params() const { return params_; }
+  const std::vector<HeadLayout>& heads() const { return heads_; }
+  /// Whether a sequence of the last run is shorter than N (its padded rows must be cleared).
+  bool padded() const {
+    return std::any_of(lengths_host_.begin(), lengths_host_.end(), [&](int n) { return n < params_.tokens; });
+  }
+
+  /// Waits for `stream` and throws InvalidArgument naming the first bad input reported into the
+  /// status word (by the lift or by a later kernel) since the last check; the report is cleared.
+  void check_inputs(cudaStream_t stream) {
+    if (status_.empty()) return;  // nothing has run
+    unsigned long long status = 0;
+    GAUGE_ATTN_CUDA_CHECK(
+        cudaMemcpyAsync(&status, detail::raw(status_), sizeof status, cudaMemcpyDeviceToHost, stream));
+    GAUGE_ATTN_CUDA_CHECK(cudaStreamSynchronize(stream));
+    if (status == 0) return;
+    GAUGE_ATTN_CUDA_CHECK(cudaMemset(detail::raw(status_), 0, sizeof status));
+    throw_input_error<Spec>(status, params_.tokens);
+  }
+
+ private:
+  /// Sizes the workspace, uploads the lengths and the quarter-turn tables.
+  void prepare(const DeviceBeliefs& q, const std::vector<double>& kappa, const std::vector<int>& lengths,
+               bool covariance_values, cudaStream_t stream) {
+    using detail::grow;
+    heads_.assign(H, HeadLayout{});
+    std::size_t nq = 0, nk = 0, nv = 0, nf = 0, nm = 0;
+    const std::size_t BN = std::size_t(q.batch) * q.tokens;
+    for (int h = 0; h < H; ++h) {
+      const HeadInfo info = Spec::head(h);
+      HeadLayout& hl = heads_[h];
+      hl.l = info.l;
+      hl.dim = info.dim;
+      hl.offset = info.offset;
+      hl.irrep = info.irrep;
+      hl.kappa = kappa[h];
+      const int K = info.dim, P = K * (K + 1) / 2 + K + 1;
+      hl.value_stride = round4(covariance_values ? K + K * (K + 1) / 2 : K);
+      hl.queries = nq;
+      hl.keys = nk;
+      hl.values = nv;
+      hl.frames = nf;
+      hl.means = nm;
+      nq += BN * round4(P);
+      nk += BN * round4(P);
+      nv += BN * hl.value_stride;
+      nf += BN * K * K;
+      nm += std::size_t(q.batch) * K;
+    }
+    grow(queries_, nq);
+    grow(keys_, nk);
+    grow(values_, nv);
+    grow(frames_, nf);
+    grow(means_, nm);
+    grow(half_logdets_, BN * H);
+    if (status_.empty()) status_.resize(1, 0ull);  // cleared again by check_inputs()
+    if (tables_.empty()) {
+      std::vector<double> host;
+      quarter_turn_offsets_.clear();
+      Spec::for_each_irrep([&](auto irrep, int) {
+        quarter_turn_offsets_.push_back(host.size());
+        const std::vector<double>& X = gauge_attn::detail::quarter_turn_table(decltype(irrep)::l);
+        host.insert(host.end(), X.begin(), X.end());
+      });
+      tables_ = host;  // synchronous copy, once
+    }
+    if (lengths != lengths_host_) {  // uploaded only when they change
+      lengths_host_ = lengths;
+      grow(lengths_, lengths.size());
+      GAUGE_ATTN_CUDA_CHECK(cudaMemcpyAsync(detail::raw(lengths_), lengths_host_.data(), lengths.size() * sizeof(int),
+                                            cudaMemcpyHostToDevice, stream));
+    }
+  }
+
+  LiftParams<Spec> params_;
+  std::vector<HeadLayout> heads_;
+  std::vector<std::size_t> quarter_turn_offsets_;
+  std::vector<int> lengths_host_;
+  thrust::device_vector<float> queries_, keys_, values_;
+  thrust::device_vector<double> frames_, means_, half_logdets_, tables_;
+  thrust::device_vector<int> lengths_;
+  thrust::device_vector<unsigned long long> status_;
+};
+
+}  // namespace gauge_attn::gpu
