@@ -126,11 +126,9 @@ class DotProductAttention(nn.Module):
         B, N, E = mu.shape
         q, k, v = self.qkv(self.norm(mu)).split(E, dim=-1)
         messages, offset = [], 0
-        for heads, K in self.groups:
-            def split(t):  # (B, N, heads*K) -> (B, heads, N, K)
-                return t[..., offset:offset + heads * K].reshape(B, N, heads, K).transpose(1, 2)
-
-            m = F.scaled_dot_product_attention(split(q), split(k), split(v), is_causal=True)
+        for heads, K in self.groups:  # each (B, N, heads*K) slice as (B, heads, N, K)
+            group = (t[..., offset:offset + heads * K].reshape(B, N, heads, K).transpose(1, 2) for t in (q, k, v))
+            m = F.scaled_dot_product_attention(*group, is_causal=True)
             messages.append(m.transpose(1, 2).reshape(B, N, heads * K))
             offset += heads * K
         return self.out(torch.cat(messages, dim=-1)), None
