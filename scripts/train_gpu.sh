@@ -13,7 +13,7 @@
 #              beliefs and the study on them.
 #     --gpus 2 (<= 3 min): the gauge model under torchrun on two GPUs, then the same on one GPU for
 #              STEPS2 steps, their curves on one chart (the same global batch: the same curve within noise).
-# STEPS (4000), STEPS2 (1500), BATCH (64) and CONTEXT (128) override the run's size.
+# STEPS (4000), STEPS2 (3000), BATCH (64) and CONTEXT (128) override the run's size.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export NCCL_NVLS_ENABLE=0  # NVLink multicast off on the lent machines (device KINDS.md)
@@ -78,9 +78,9 @@ if [ "$gpus" = 1 ]; then
   fi
 else
   echo "== gauge, two GPUs (torchrun, DDP over NCCL)"
-  "${torchrun2[@]}" "${train[@]}" --steps "${STEPS2:-1500}" --time-limit 75 --out "$work/gauge-2gpu"
+  "${torchrun2[@]}" "${train[@]}" --steps "${STEPS2:-3000}" --time-limit 75 --out "$work/gauge-2gpu"
   echo "== gauge, one GPU, the same global batch"
-  python3 "${train[@]}" --steps "${STEPS2:-1500}" --time-limit 75 --out "$work/gauge-1gpu"
+  python3 "${train[@]}" --steps "${STEPS2:-3000}" --time-limit 75 --out "$work/gauge-1gpu"
   python3 examples/python/plot_losses.py "$work/gauge-1gpu/losses.csv" "$work/gauge-2gpu/losses.csv" \
     --label "gauge, 1 GPU" --label "gauge, 2 GPUs (DDP)" --out "$work/losses.png"
   runs=(gauge-1gpu gauge-2gpu)
