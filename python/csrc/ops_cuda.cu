@@ -20,9 +20,10 @@ namespace {
 
 namespace gpu = gauge_attn::gpu;
 
-/// What the GPU kernels compute: float32 beliefs on a CUDA device, the exact mode. (make_call has
-/// put μ, Σ and φ on one device; a CUDA κ or valid_lengths beside CPU beliefs also lands here.)
-void check_cuda_call(const Call& c) {
+/// The CUDA kernels of the call's spec, once the call is checked to be what they compute: float32
+/// beliefs on a CUDA device, the exact mode. (make_call has put μ, Σ and φ on one device; a CUDA κ
+/// or valid_lengths beside CPU beliefs also lands here.)
+const CudaKernels& cuda_kernels_of(const Call& c) {
   TORCH_CHECK_VALUE(c.mu.is_cuda(), "gauge_attn: 'mu', 'sigma' and 'phi' are on ", c.mu.device(),
                     " but 'kappa' or 'valid_lengths' is a CUDA tensor: put the beliefs on the GPU, or κ and the "
                     "lengths on the CPU");
@@ -31,6 +32,7 @@ void check_cuda_call(const Call& c) {
                    "CPU tensors for float64");
   TORCH_CHECK_VALUE(c.options.mode == gauge_attn::Mode::exact, "gauge_attn: 'mode' is 'upstream', which runs on "
                     "the CPU only (the CUDA kernels compute the exact mode): pass CPU tensors for mode='upstream'");
+  return kernels_of<CudaKernels>(c, "CUDA");
 }
 
 float* data_or_null(Tensor& t) { return t.numel() ? t.data_ptr<float>() : nullptr; }
@@ -42,8 +44,7 @@ gpu::DeviceBeliefs device_beliefs(const Call& c) {
 
 Outputs kl_attention_cuda(GAUGE_ATTN_OP_PARAMETERS) {
   const Call c = make_call(GAUGE_ATTN_OP_PASS);
-  check_cuda_call(c);
-  const CudaKernels& k = kernels_of<CudaKernels>(c, "CUDA");
+  const CudaKernels& k = cuda_kernels_of(c);
   const c10::cuda::CUDAGuard guard(c.mu.device());
   const int64_t B = c.batch, N = c.tokens, H = k.num_heads;
   const auto o = c.mu.options();
@@ -65,8 +66,7 @@ Outputs kl_attention_backward_cuda(const c10::optional<Tensor>& grad_mu, const c
                                    const Tensor& sigma_out, const Tensor& energy, const Tensor& lse,
                                    GAUGE_ATTN_OP_PARAMETERS) {
   const Call c = make_call(GAUGE_ATTN_OP_PASS);
-  check_cuda_call(c);
-  const CudaKernels& k = kernels_of<CudaKernels>(c, "CUDA");
+  const CudaKernels& k = cuda_kernels_of(c);
   const c10::cuda::CUDAGuard guard(c.mu.device());
   const int64_t B = c.batch, N = c.tokens, H = k.num_heads;
   const auto o = c.mu.options();

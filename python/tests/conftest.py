@@ -50,6 +50,16 @@ def random_beliefs(spec="upstream", B=2, N=5, full=False, dtype=torch.float64, s
     return mu, sigma, phi
 
 
+def non_contiguous(mu, sigma, phi):
+    """The same values behind other strides: (N, B, ...) storage for μ and φ, a transposed block per
+    token for Σ (asserted not contiguous)."""
+    mu_t = mu.transpose(0, 1).contiguous().transpose(0, 1)
+    sigma_t = sigma.transpose(-1, -2).contiguous().transpose(-1, -2)
+    phi_t = phi.transpose(0, 1).contiguous().transpose(0, 1)
+    assert not (mu_t.is_contiguous() or sigma_t.is_contiguous() or phi_t.is_contiguous())
+    return mu_t, sigma_t, phi_t
+
+
 # Mask options as kl_attention keywords; valid_lengths is a list here (a tensor is made per test).
 OPTIONS = {
     "all-keys": dict(),

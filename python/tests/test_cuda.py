@@ -11,7 +11,7 @@ message by 1e-5 relative (norm), the covariance message and the energy by 1e-4, 
 
 import pytest
 import torch
-from conftest import JIT_SPEC, OPTIONS, kappa_per_head, keywords, random_beliefs
+from conftest import JIT_SPEC, OPTIONS, kappa_per_head, keywords, non_contiguous, random_beliefs
 
 import gauge_attn
 from gauge_attn import KLAttention, kl_attention
@@ -98,10 +98,7 @@ def test_padded_tokens_have_zero_outputs_and_gradients():
 
 def test_non_contiguous_inputs_give_the_contiguous_result():
     mu, sigma, phi = (t.float().cuda() for t in random_beliefs(B=2, N=50, full=True, seed=35))
-    mu_t = mu.transpose(0, 1).contiguous().transpose(0, 1)
-    sigma_t = sigma.transpose(-1, -2).contiguous().transpose(-1, -2)
-    phi_t = phi.transpose(0, 1).contiguous().transpose(0, 1)
-    assert not (mu_t.is_contiguous() or sigma_t.is_contiguous() or phi_t.is_contiguous())
+    mu_t, sigma_t, phi_t = non_contiguous(mu, sigma, phi)
     kw = dict(causal=True, covariance_message=True)
     # N <= 128: one lift launch without atomics, so the forward is deterministic.
     for a, b in zip(kl_attention(mu_t, sigma_t, phi_t, 1.2, **kw), kl_attention(mu, sigma, phi, 1.2, **kw)):

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from conftest import JIT_SPEC, OPTIONS, kappa_per_head, keywords, random_beliefs
+from conftest import JIT_SPEC, OPTIONS, kappa_per_head, keywords, non_contiguous, random_beliefs
 
 import gauge_attn
 from gauge_attn import kl_attention
@@ -249,11 +249,7 @@ def test_float32_agrees_with_float64():
 
 def test_non_contiguous_inputs_give_the_contiguous_result():
     mu, sigma, phi = random_beliefs(B=2, N=5, full=True, seed=7)
-    # The same values behind other strides: (N, B, ...) storage, and a transposed block per token.
-    mu_t = mu.transpose(0, 1).contiguous().transpose(0, 1)
-    sigma_t = sigma.transpose(-1, -2).contiguous().transpose(-1, -2)
-    phi_t = phi.transpose(0, 1).contiguous().transpose(0, 1)
-    assert not (mu_t.is_contiguous() or sigma_t.is_contiguous() or phi_t.is_contiguous())
+    mu_t, sigma_t, phi_t = non_contiguous(mu, sigma, phi)
     kw = dict(causal=True, covariance_message=True)
     for a, b in zip(kl_attention(mu_t, sigma_t, phi_t, 1.2, **kw), kl_attention(mu, sigma, phi, 1.2, **kw)):
         assert (a is None and b is None) or torch.equal(a, b)
