@@ -7,6 +7,7 @@
 #include <thrust/device_vector.h>
 
 #include "backward_runner.hpp"
+#include "gpu_runner.hpp"
 
 namespace gauge_attn::testing {
 
@@ -30,11 +31,12 @@ GpuGradients backward(const gpu::DeviceBeliefs& q, const AttentionOptions& optio
   const std::size_t rows = std::size_t(q.batch) * q.tokens;
   const gpu::OutputGradientVectors in{device(incoming.mu), device(incoming.sigma), device(incoming.energy)};
   gpu::BackwardVectors grads;
-  grads.mu.resize(rows * Spec::embed_dim);
+  grads.mu.resize(rows * Spec::embed_dim, unwritten);
   grads.sigma.resize(q.covariance == Covariance::full ? rows * Spec::embed_dim * Spec::embed_dim
-                                                      : rows * Spec::embed_dim);
-  grads.phi.resize(rows * 3);
-  grads.kappa.resize(Spec::num_heads);
+                                                      : rows * Spec::embed_dim,
+                     unwritten);
+  grads.phi.resize(rows * 3, unwritten);
+  grads.kappa.resize(Spec::num_heads, unwritten);
   gpu::Backward<Spec> backward;
   backward.run(q, options, saved, in, grads);
   backward.check_inputs();
@@ -68,10 +70,10 @@ GpuGradients run_gpu_forward_backward(int batch, int tokens, Covariance covarian
   const thrust::device_vector<float> d_mu = device(mu), d_sigma = device(sigma), d_phi = device(phi);
   const gpu::DeviceBeliefs q = gpu::device_beliefs(batch, tokens, Spec::embed_dim, covariance, d_mu, d_sigma, d_phi);
   gpu::ForwardVectors state;
-  state.mu.resize(rows * Spec::embed_dim);
-  state.lse.resize(rows * Spec::num_heads);
-  if (options.covariance_message) state.sigma.resize(sigma.size());
-  if (options.attention_energy) state.energy.resize(rows * Spec::num_heads);
+  state.mu.resize(rows * Spec::embed_dim, unwritten);
+  state.lse.resize(rows * Spec::num_heads, unwritten);
+  if (options.covariance_message) state.sigma.resize(sigma.size(), unwritten);
+  if (options.attention_energy) state.energy.resize(rows * Spec::num_heads, unwritten);
   gpu::Forward<Spec> forward;
   forward.run(q, options, state);
   forward.check_inputs();

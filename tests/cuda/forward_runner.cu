@@ -41,11 +41,11 @@ GpuRun run_gpu_forward(const std::string& spec, int batch, int tokens, Covarianc
     const thrust::device_vector<float> d_mu(mu), d_sigma(sigma), d_phi(phi);
     const gpu::DeviceBeliefs q = gpu::device_beliefs(batch, tokens, int(E), covariance, d_mu, d_sigma, d_phi);
     gpu::ForwardVectors out;
-    out.mu.resize(rows * E);
-    out.lse.resize(rows * H);
-    if (covariance_message) out.sigma.resize(sigma.size());
-    for (auto* v : {&out.row_std, &out.uniform_row_std, &out.entropy}) v->resize(statistics ? rows * H : 0);
-    if (options.attention_energy) out.energy.resize(rows * H);
+    out.mu.resize(rows * E, unwritten);
+    out.lse.resize(rows * H, unwritten);
+    if (covariance_message) out.sigma.resize(sigma.size(), unwritten);
+    for (auto* v : {&out.row_std, &out.uniform_row_std, &out.entropy}) v->resize(statistics ? rows * H : 0, unwritten);
+    if (options.attention_energy) out.energy.resize(rows * H, unwritten);
     gpu::Forward<Spec> forward;
     forward.run(q, options, out);
     forward.check_inputs();

@@ -7,10 +7,16 @@
 #include <gauge_attn/precision.hpp>
 #include <gauge_attn/row_statistics.hpp>
 
+#include <limits>
 #include <string>
 #include <vector>
 
 namespace gauge_attn::testing {
+
+/// What the runners fill the output vectors with before a run: NaN, so that an entry the kernels
+/// leave unwritten fails every comparison instead of passing as the vector's zero (a caller's
+/// memory, a torch.empty tensor say, holds whatever was there).
+inline constexpr float unwritten = std::numeric_limits<float>::quiet_NaN();
 
 struct GpuRun {
   std::vector<float> mu, sigma, lse, row_std, uniform_row_std, entropy, energy;  // layouts of DeviceOutputs

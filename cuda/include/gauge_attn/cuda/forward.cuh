@@ -81,11 +81,13 @@ class Forward {
     ap.uniform_row_std = out.uniform_row_std;
     ap.entropy = out.entropy;
     ap.energy = out.energy;
-    // Every valid row is written; rows of padded tokens are cleared here.
+    // Every valid row is written, and of a full Σ^agg only the head blocks: rows of padded tokens
+    // and the off-block entries are cleared here (the caller's memory holds whatever was there).
+    const std::size_t rows = std::size_t(q.batch) * q.tokens;
+    if (covariance && (lift_.padded() || q.covariance == Covariance::full))
+      GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(out.sigma, 0, detail::covariance_size(q) * sizeof(float), stream));
     if (lift_.padded()) {
-      const std::size_t rows = std::size_t(q.batch) * q.tokens;
       GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(out.mu, 0, rows * q.embed_dim * sizeof(float), stream));
-      if (covariance) GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(out.sigma, 0, detail::covariance_size(q) * sizeof(float), stream));
       for (float* o : {out.lse, out.row_std, out.uniform_row_std, out.entropy, out.energy})
         if (o) GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(o, 0, rows * H * sizeof(float), stream));
     }
