@@ -2,7 +2,8 @@
 # Builds and runs the test suite.
 #   scripts/test.sh             Release build in build/: CPU tests (ctest -L cpu), then the GPU tests
 #                               (ctest -L gpu; they report "skipped" on a machine without a GPU).
-#                               CUDA code is compiled whenever nvcc exists. Then the Python package's
+#                               CUDA code is compiled whenever nvcc exists (the GPU benchmarks aside:
+#                               scripts/gpu_check.sh builds them on the GPU machine). Then the Python package's
 #                               tests (pytest python/tests in .venv, which setup.sh keeps up to date;
 #                               those marked gpu skip themselves without a GPU).
 #   scripts/test.sh --sanitize  ASan+UBSan build in build-asan/ (no CUDA), CPU tests only (no Python:
@@ -43,7 +44,8 @@ if [ "$mode" = release ]; then
   fi
   cmake -S . -B build -DCMAKE_BUILD_TYPE=Release \
     -DGAUGE_ATTN_BUILD_TESTS=ON -DGAUGE_ATTN_BUILD_EXAMPLES=ON -DGAUGE_ATTN_BUILD_BENCHMARKS=ON \
-    -DGAUGE_ATTN_ENABLE_CUDA="$cuda" -DGAUGE_ATTN_WERROR=ON
+    -DGAUGE_ATTN_ENABLE_CUDA="$cuda" -DGAUGE_ATTN_WERROR=ON \
+    -DGAUGE_ATTN_BUILD_GPU_BENCHMARKS=OFF  # the GPU tests compile every kernel; gpu_check.sh builds these
   timed cmake --build build -j "$jobs"
   timed ctest --test-dir build -L cpu "${ctest_args[@]}"
   if [ "$cuda" = ON ]; then
