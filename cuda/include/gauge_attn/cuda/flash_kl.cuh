@@ -125,7 +125,10 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
   // Online softmax state per query, relative to a reference m (log2 units, −∞ until a key is
   // allowed): w_j = 2^(s_j − m), l = Σ w, acc = Σ w·values. m is raised only when a score passes
   // it by more than 2^8 (lazy rescaling), so a score costs no subtraction: it starts at −m.
-  float m[QR], l[QR], acc[QR][V];
+  // m is a Score: with double scores of size ~1e7 a float m would round each raise by up to ~0.5,
+  // a weight error of that many bits between key tiles.
+  Score m[QR];
+  float l[QR], acc[QR][V];
   float off[QR], off2[QR], ws[QR];  // Σ_{j≠i} w, Σ_{j≠i} w², Σ w·(s − m) (statistics)
   float en[QR];                     // Σ w·(s − m − bias): the energy's mean score (G1)
   for (int r = 0; r < QR; ++r) {
@@ -178,7 +181,8 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
 
       // Scores of this thread's keys j = c0 + kg + 8c, in log2 units: a_i · b_j (M8), four floats
       // (two doubles) of b_j per 16-byte shared load (the padding of b_j is zero).
-      float s[QR][KPT], base[QR];
+      float s[QR][KPT];
+      Score base[QR];
 #pragma unroll
       for (int r = 0; r < QR; ++r) base[r] = m[r] == -INFINITY ? 0.f : m[r];
 #pragma unroll
@@ -186,7 +190,7 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
         const Score* bj = sk + (first_key + TS::key_groups * c) * ks;
         Score dot[QR];
 #pragma unroll
-        for (int r = 0; r < QR; ++r) dot[r] = -Score(base[r]);
+        for (int r = 0; r < QR; ++r) dot[r] = -base[r];
 #pragma unroll
         for (int k = 0; k < P; k += E4) {
           const float4 b4 = *reinterpret_cast<const float4*>(bj + k);
@@ -275,11 +279,11 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
 #pragma unroll
   for (int r = 0; r < QR; ++r)
     for (int offset = 1; offset < TS::key_groups; offset *= 2) {
-      const float pm = __shfl_xor_sync(0xffffffffu, m[r], offset);
-      const float top = fmaxf(m[r], pm);
-      const float mine = m[r] == -INFINITY ? 0.f : fast_exp2(m[r] - top);
-      const float theirs = pm == -INFINITY ? 0.f : fast_exp2(pm - top);
-      const float shift = m[r] == -INFINITY ? 0.f : m[r] - top;
+      const Score pm = __shfl_xor_sync(0xffffffffu, m[r], offset);
+      const Score top = m[r] > pm ? m[r] : pm;
+      const float mine = m[r] == -INFINITY ? 0.f : fast_exp2(float(m[r] - top));
+      const float theirs = pm == -INFINITY ? 0.f : fast_exp2(float(pm - top));
+      const float shift = m[r] == -INFINITY ? 0.f : float(m[r] - top);
       m[r] = top;
       const float pl = __shfl_xor_sync(0xffffffffu, l[r], offset);
       const float pshift = Statistics || Energy ? __shfl_xor_sync(0xffffffffu, shift, offset) : 0.f;
@@ -340,7 +344,7 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
         }
     }
     const std::size_t bhi = (std::size_t(b) * Spec::num_heads + h) * p.tokens + i;
-    if (p.lse) p.lse[bhi] = (m[r] + log2f(l[r])) * ln2;
+    if (p.lse) p.lse[bhi] = float((m[r] + log2f(l[r])) * ln2);
     // e_i = Σ_j β_ij KL_ij with KL_ij = −κ ln2 (a_i·k_j) − ½ ln det Σ_i and Σ_j β_ij a_i·k_j = en/l + m (G1).
     if constexpr (Energy)
       p.energy[bhi] = float(-head.kappa * double(ln2) * (double(en[r]) * inv_l + double(m[r])) -

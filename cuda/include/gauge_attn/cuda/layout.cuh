@@ -38,11 +38,14 @@ struct TileShape {
   static constexpr int query_groups = 16; // 128 threads = 16 query groups × 8 key groups
   static constexpr int threads = key_groups * query_groups;
   static constexpr int queries = query_groups * QR;  // query rows per block
-  static constexpr int keys_per_thread = 8;          // keys of one step, per thread
-  static constexpr int step = keys_per_thread * key_groups;  // 64 keys per step
+  // Double keys of the widest heads (P > 40, ℓ ≥ 4) halve the step and the stage: two stages of 64
+  // keys would need ~320 KB of shared memory for ℓ9 with the covariance message (227 KB per block).
+  static constexpr bool half_step = sizeof(Score) == 8 && P > 40;
+  static constexpr int keys_per_thread = half_step ? 4 : 8;  // keys of one step, per thread
+  static constexpr int step = keys_per_thread * key_groups;  // 64 keys per step (32 with half_step)
   // Keys per shared-memory stage (two stages, filled by cp.async while the other is read):
-  // ~8 KB a stage.
-  static constexpr int keys = P <= 4 ? 256 : (P <= 12 ? 128 : 64);
+  // ~8 KB a stage for narrow heads.
+  static constexpr int keys = P <= 4 ? 256 : (P <= 12 ? 128 : step);
   // Shared-memory row strides: an odd number of 16-byte chunks, so the 8 keys that a warp reads at
   // once fall in distinct bank groups.
   GAUGE_ATTN_HOST_DEVICE static constexpr int smem_stride(int floats) { return (round4(floats) / 4) % 2 ? round4(floats) : round4(floats) + 4; }
