@@ -17,7 +17,10 @@
 # bench/torch_module.py; `all` ends with it unless NO_TORCH=1 (which also skips the baselines).
 # A second run on the same machine recompiles only what changed (python/build/ is kept); the words
 # after `torch` choose its parts (default all three), e.g. `torch build test`, then `torch bench`.
-#   scripts/gpu_check.sh [tests|bench|all|study|torch [build] [test] [bench]]
+# `build` only builds the test and benchmark programs into build-gpu/ (any machine with nvcc and .carry:
+# build them here, carry build-gpu/ to the GPU machine and run there with GPU_CHECK_PREBUILT=1, which
+# skips the build of `tests`, `bench` and `all`; that spares the device time the compile takes).
+#   scripts/gpu_check.sh [tests|bench|all|build|study|torch [build] [test] [bench]]
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 what=${1:-all}
@@ -31,7 +34,10 @@ export LD_LIBRARY_PATH="$PWD/$carry/lib:${LD_LIBRARY_PATH:-}"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$out/device.txt"
 git log -1 --format='commit %H %cd' 2>/dev/null | tee -a "$out/device.txt"
 
+programs=(forward_test backward_test float_error learn_beliefs gpu_forward gpu_backward headers_under_nvcc_test)
 build() {
+  local f
+  for f in "${programs[@]}"; do rm -f "build-gpu/$f"; done
   nvcc "${nvcc_flags[@]}" -Xptxas -v -c tests/cuda/forward_runner.cu -o build-gpu/forward_runner.o 2> build-gpu/ptxas.txt &
   nvcc "${nvcc_flags[@]}" -Xptxas -v -c tests/cuda/backward_runner.cu -o build-gpu/backward_runner.o \
     2> build-gpu/ptxas_backward.txt &
@@ -57,6 +63,9 @@ build() {
   # Every backward kernel of the backward test's instantiations: name, then its stack, spills, registers.
   grep -A3 -E "Compiling entry function '.*(flash_kl_backward_kernel|row_gradients_kernel|lift_backward_kernel|belief_gradients_kernel)" \
     build-gpu/ptxas_backward.txt | grep -v "^--" | tee "$out/ptxas_backward.txt" | grep -E "registers|spill"
+  for f in "${programs[@]}"; do
+    [ -x "build-gpu/$f" ] || { echo "build: build-gpu/$f was not built (see the compiler's messages above)"; return 1; }
+  done
 }
 
 # gauge_attn_study as tools/CMakeLists.txt builds it with CUDA: study_gpu.cu by nvcc, the .cpp sources
@@ -181,7 +190,11 @@ if [ "$what" = variants ]; then  # registers against occupancy: blocks per SM : 
     grep -E "lift|flash|Duration" | cut -c1-120 | tee "$out/ncu_w1.txt"
   exit 0
 fi
-if [ "$what" != profile ]; then time build || status=1; fi
+if [ "$what" = build ]; then
+  time build
+  exit $?
+fi
+if [ "$what" != profile ] && [ -z "${GPU_CHECK_PREBUILT:-}" ]; then time build || status=1; fi
 if [ "$what" != bench ] && [ "$what" != profile ]; then
   ./build-gpu/headers_under_nvcc_test || status=1
   ./build-gpu/forward_test --durations yes > "$out/forward_test.txt" 2>&1 || status=1
