@@ -2,6 +2,8 @@
 //
 //   <namespace>::kl_attention           attention_forward<Spec>  -> (mu_out, sigma_out, energy, lse)
 //   <namespace>::kl_attention_backward  attention_backward<Spec> -> (grad_mu, grad_sigma, grad_phi, grad_kappa)
+//   <namespace>::attention_matrices     attention_forward<Spec> with return_matrices -> (beta, kl), (B, H, N, N);
+//                                       CPU only, no autograd: for inspecting small N
 //
 // The schemas are defined here once, with the CPU kernels; ops_cuda.cu registers the CUDA kernels
 // for the same operators. The fake (meta) kernels and the autograd formula are registered from
@@ -156,6 +158,21 @@ Outputs kl_attention_backward_cpu(const c10::optional<Tensor>& grad_mu, const c1
   });
 }
 
+std::tuple<Tensor, Tensor> attention_matrices_cpu(GAUGE_ATTN_OP_PARAMETERS) {
+  Call c = make_call(GAUGE_ATTN_OP_PASS);
+  const CpuKernels& k = kernels_of<CpuKernels>(c, "CPU");
+  c.options.return_matrices = true;
+  c.options.covariance_message = c.options.attention_energy = false;  // only β and KL are returned
+  return library_call([&] {
+    return AT_DISPATCH_FLOATING_TYPES(c.mu.scalar_type(), "gauge_attn", [&]() -> std::tuple<Tensor, Tensor> {
+      const auto r = k.passes<scalar_t>().forward(view<scalar_t>(c), c.options);
+      const auto o = c.mu.options();
+      const int64_t B = c.batch, N = c.tokens, H = k.num_heads;
+      return {to_tensor(r.beta, {B, H, N, N}, o), to_tensor(r.kl, {B, H, N, N}, o)};
+    });
+  });
+}
+
 }  // namespace
 }  // namespace GAUGE_ATTN_LIBRARY_TAG
 }  // namespace gauge_attn_torch
@@ -165,11 +182,13 @@ GAUGE_ATTN_TORCH_LIBRARY(GAUGE_ATTN_NAMESPACE, m) {
   m.def("kl_attention_backward(Tensor? grad_mu, Tensor? grad_sigma, Tensor? grad_energy, Tensor mu_out, "
         "Tensor sigma_out, Tensor energy, Tensor lse, " GAUGE_ATTN_OP_ARGUMENTS
         ") -> (Tensor grad_mu, Tensor grad_sigma, Tensor grad_phi, Tensor grad_kappa)");
+  m.def("attention_matrices(" GAUGE_ATTN_OP_ARGUMENTS ") -> (Tensor beta, Tensor kl)");
 }
 
 GAUGE_ATTN_TORCH_LIBRARY_IMPL(GAUGE_ATTN_NAMESPACE, CPU, m) {
   m.impl("kl_attention", &gauge_attn_torch::kl_attention_cpu);
   m.impl("kl_attention_backward", &gauge_attn_torch::kl_attention_backward_cpu);
+  m.impl("attention_matrices", &gauge_attn_torch::attention_matrices_cpu);
 }
 
 #ifdef GAUGE_ATTN_PYTHON_MODULE

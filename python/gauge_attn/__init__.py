@@ -23,10 +23,10 @@ from typing import NamedTuple, Optional, Sequence, Tuple, Union
 import torch
 
 from . import _C  # noqa: F401  (loading the extension registers the operators)
-from . import _build_config, _sources
+from . import _build_config, _masks, _sources
 from ._sources import MAX_L, NAMED_SPECS
 
-__all__ = ["NAMED_SPECS", "IrrepSpec", "parse_spec", "Attention", "kl_attention", "KLAttention"]
+__all__ = ["NAMED_SPECS", "MAX_MATRIX_ENTRIES", "IrrepSpec", "parse_spec", "Attention", "kl_attention", "KLAttention"]
 
 # NAMED_SPECS (from _sources): the upstream note's five, name -> "HxL+..." (H heads of spin L each, in
 # embedding order). The extension holds those of _build_config.SPECS (all five unless GAUGE_ATTN_SPECS
@@ -156,6 +156,12 @@ class Attention(NamedTuple):
     mu: torch.Tensor  # (B, N, E) mean messages m_i (M6), heads concatenated in spec order
     sigma: Optional[torch.Tensor]  # covariance messages (M7), in the layout of the input sigma
     energy: Optional[torch.Tensor]  # (B, H, N) attention energy e_ih = sum_j beta_ij KL_ij
+    beta: Optional[torch.Tensor] = None  # (B, H, N, N) attention weights, return_matrices only (no gradient)
+    kl: Optional[torch.Tensor] = None  # (B, H, N, N) KL(q_i || Omega_ij q_j), return_matrices only (no gradient)
+
+
+# return_matrices materialises B * H * N^2 entries of beta and of KL (in float64 on the CPU): at most this many.
+MAX_MATRIX_ENTRIES = 2**27
 
 
 def _check_inputs(mu, sigma, phi, kappa, valid_lengths, spec: IrrepSpec, mode, exponential):
@@ -226,6 +232,12 @@ def _kl_attention_fake(mu, sigma, phi, kappa, valid_lengths, spec, mode, exponen
             mu.new_empty((B, H, N) if mode == "exact" else (0,)))
 
 
+def _attention_matrices_fake(mu, sigma, phi, kappa, valid_lengths, spec, *options):
+    B, N, _ = mu.shape
+    H = parse_spec(spec).num_heads
+    return mu.new_empty((B, H, N, N)), mu.new_empty((B, H, N, N))
+
+
 def _kl_attention_backward_fake(grad_mu, grad_sigma, grad_energy, mu_out, sigma_out, energy, lse, mu, sigma, phi,
                                 kappa, *options):
     # The kernel returns contiguous gradients in the shape of each input.
@@ -254,6 +266,7 @@ def _register(namespace: str) -> None:
 
     torch.library.register_fake(f"{namespace}::kl_attention", _kl_attention_fake)
     torch.library.register_fake(f"{namespace}::kl_attention_backward", _kl_attention_backward_fake)
+    torch.library.register_fake(f"{namespace}::attention_matrices", _attention_matrices_fake)
     torch.library.register_autograd(f"{namespace}::kl_attention", backward, setup_context=_setup_context)
 
 
@@ -265,7 +278,8 @@ def kl_attention(mu: torch.Tensor, sigma: torch.Tensor, phi: torch.Tensor,
                  valid_lengths: Optional[torch.Tensor] = None, mode: str = "exact", exponential: str = "pade",
                  causal: bool = False, mask_self: bool = False, window: int = 0, alibi_slope: float = 0.0,
                  identity_transport: bool = False, covariance_message: bool = False,
-                 attention_energy: bool = False, check_inputs: bool = True) -> Attention:
+                 attention_energy: bool = False, check_inputs: bool = True, mask: Optional[torch.Tensor] = None,
+                 additive_mask: Optional[torch.Tensor] = None, return_matrices: bool = False) -> Attention:
     """KL attention of every head of ``spec`` (a name, "HxL+...", or an IrrepSpec) (M5, M6; M7 and
     the energy on request).
 
@@ -278,20 +292,49 @@ def kl_attention(mu: torch.Tensor, sigma: torch.Tensor, phi: torch.Tensor,
     (torch.matrix_exp upstream) or "taylor4". window: 0 (off), causal: i - W < j <= i, else
     |i - j| <= W/2. alibi_slope: logit += slope * (i - j).
 
+    mask, additive_mask: the upstream layer's dense masks instead of causal / window / alibi_slope,
+    (B, N, N) or (N, N): mask 0 (or False) where i cannot attend to j; additive_mask added to the
+    logits, -inf where i cannot attend. They are read on the host and turned into those options
+    (gauge_attn/_masks.py); a pattern that no option gives raises ValueError (the kernels hold no
+    N x N mask).
+
     CUDA tensors run the fused GPU kernels: float32 and the exact mode only. check_inputs (CUDA
     only; the CPU always checks): after each forward and backward, wait for the GPU and raise
     ValueError for a non-finite input, a covariance that is not positive definite or a non-finite
     incoming gradient. False saves that synchronisation; a bad input then gives NaN outputs and is
     reported by the next checked call on the same stream.
+
+    return_matrices: also beta and KL, (B, H, N, N), for inspecting small N (B * H * N^2 at most
+    MAX_MATRIX_ENTRIES): computed by the CPU library (float64 for CUDA inputs, then moved to their
+    device and dtype), without gradients.
     """
     spec_ = spec if isinstance(spec, IrrepSpec) else parse_spec(spec)
     if not isinstance(kappa, torch.Tensor):
         kappa = torch.tensor(kappa, dtype=torch.float64).reshape(-1)  # on the CPU, where the kernels read it
-    _check_inputs(mu, sigma, phi, kappa, valid_lengths, spec_, mode, exponential)
-    mu_out, sigma_out, energy, _ = _operators(spec_).kl_attention(
+    B, N, H = _check_inputs(mu, sigma, phi, kappa, valid_lengths, spec_, mode, exponential)
+    if return_matrices and B * H * N * N > MAX_MATRIX_ENTRIES:
+        raise ValueError(f"gauge_attn: 'return_matrices' would hold B * H * N^2 = {B * H * N * N} entries of beta and "
+                         f"of KL, more than MAX_MATRIX_ENTRIES = {MAX_MATRIX_ENTRIES}: use a smaller N or B")
+    if mask is not None or additive_mask is not None:
+        if causal or window or alibi_slope:
+            raise ValueError("gauge_attn: pass 'mask' / 'additive_mask' or the options causal, window and alibi_slope, "
+                             f"not both (got causal={causal}, window={window}, alibi_slope={alibi_slope})")
+        options = _masks.options_of(mask, additive_mask, B, N)
+        causal, window, alibi_slope = options["causal"], options["window"], options["alibi_slope"]
+    ops = _operators(spec_)
+    mu_out, sigma_out, energy, _ = ops.kl_attention(
         mu, sigma, phi, kappa, valid_lengths, spec_.name, mode, exponential, causal, mask_self, window,
         float(alibi_slope), identity_transport, covariance_message, attention_energy, check_inputs)
-    return Attention(mu_out, sigma_out if covariance_message else None, energy if attention_energy else None)
+    beta = kl = None
+    if return_matrices:
+        on_cpu = mu.device.type == "cpu"
+        host = [t.detach() if on_cpu else t.detach().to("cpu", torch.float64) for t in (mu, sigma, phi)]
+        lengths = valid_lengths.cpu() if valid_lengths is not None else None
+        beta, kl = ops.attention_matrices(*host, kappa.detach().cpu(), lengths, spec_.name, mode, exponential, causal,
+                                          mask_self, window, float(alibi_slope), identity_transport, False, False, True)
+        if not on_cpu:
+            beta, kl = beta.to(mu.device, mu.dtype), kl.to(mu.device, mu.dtype)
+    return Attention(mu_out, sigma_out if covariance_message else None, energy if attention_energy else None, beta, kl)
 
 
 class KLAttention(torch.nn.Module):
@@ -299,15 +342,16 @@ class KLAttention(torch.nn.Module):
 
     kappa: one value for every head, or H values. learn_kappa=True makes log(kappa) an
     nn.Parameter (``log_kappa``; the log keeps kappa > 0 under any update); otherwise kappa is a
-    buffer. The other keywords are those of kl_attention. forward(mu, sigma, phi, valid_lengths=None)
-    returns an Attention (mu, and sigma / energy where requested).
+    buffer. The other keywords are those of kl_attention. forward(mu, sigma, phi, valid_lengths=None,
+    mask=None, additive_mask=None) returns an Attention (mu, and sigma / energy / beta and kl where
+    requested).
     """
 
     def __init__(self, spec: str, kappa: Union[float, Sequence[float], torch.Tensor] = 1.0, *,
                  learn_kappa: bool = False, mode: str = "exact", exponential: str = "pade", causal: bool = False,
                  mask_self: bool = False, window: int = 0, alibi_slope: float = 0.0,
                  identity_transport: bool = False, covariance_message: bool = False, attention_energy: bool = False,
-                 check_inputs: bool = True):
+                 check_inputs: bool = True, return_matrices: bool = False):
         super().__init__()
         self.spec = parse_spec(spec)
         _operators(self.spec)  # a spec built just in time is built now, not while torch.compile traces
@@ -324,15 +368,19 @@ class KLAttention(torch.nn.Module):
         self.options = dict(mode=mode, exponential=exponential, causal=causal, mask_self=mask_self, window=window,
                             alibi_slope=alibi_slope, identity_transport=identity_transport,
                             covariance_message=covariance_message, attention_energy=attention_energy,
-                            check_inputs=check_inputs)
+                            check_inputs=check_inputs, return_matrices=return_matrices)
 
     @property
     def kappa(self) -> torch.Tensor:
         return self.log_kappa.exp() if self.learn_kappa else self.fixed_kappa
 
     def forward(self, mu: torch.Tensor, sigma: torch.Tensor, phi: torch.Tensor,
-                valid_lengths: Optional[torch.Tensor] = None) -> Attention:
-        return kl_attention(mu, sigma, phi, self.kappa, self.spec, valid_lengths=valid_lengths, **self.options)
+                valid_lengths: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None,
+                additive_mask: Optional[torch.Tensor] = None) -> Attention:
+        """mask / additive_mask: the upstream layer's dense masks (see kl_attention), in place of the
+        layer's causal / window / alibi_slope, which must then be off."""
+        return kl_attention(mu, sigma, phi, self.kappa, self.spec, valid_lengths=valid_lengths, mask=mask,
+                            additive_mask=additive_mask, **self.options)
 
     def extra_repr(self) -> str:
         options = ", ".join(f"{k}={v!r}" for k, v in self.options.items())

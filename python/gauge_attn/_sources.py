@@ -28,7 +28,12 @@ MAX_L = 24  # the library's Wigner-D matrices (include/gauge_attn/detail/so3_tab
 # OpenMP: the CPU library's loops, in torch's own runtime. -g0: Python's CFLAGS carry -g, which made
 # the extension 131 MB of debug information and slowed its build.
 CXX_FLAGS = ["-O3", "-g0", "-fopenmp"]
-LINK_FLAGS = ["-fopenmp"]
+# --exclude-libs,ALL: a toolchain that links libstdc++ statically (the H200 machine's /opt/gcc does)
+# would export that copy's symbols; with Python's -Bsymbolic-functions our functions then bound to our
+# copy and its data (the locale's facet ids) to the process's libstdc++.so, and formatting an integer
+# into an error message crashed (docs/pytorch.md). Hidden, the static copy is self-consistent; with a
+# shared libstdc++ the flag changes nothing.
+LINK_FLAGS = ["-fopenmp", "-Wl,--exclude-libs,ALL"]
 NVCC_FLAGS = ["-O3"]
 # The kernels use sm_90 instructions (float4 atomicAdd in the backward): an H100 or H200. Without a
 # visible GPU torch would compile for a list of older architectures, so the builds then ask for this.

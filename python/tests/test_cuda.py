@@ -120,6 +120,17 @@ def test_a_side_stream_gives_the_default_streams_result():
     torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)  # the lift's double atomics: order varies
 
 
+def test_a_dense_mask_and_the_matrices_on_the_gpu():
+    mu, sigma, phi = (t.float().cuda() for t in random_beliefs(B=2, N=12, seed=43))
+    got = kl_attention(mu, sigma, phi, 0.9, mask=torch.tril(torch.ones(12, 12, device="cuda")), return_matrices=True)
+    assert torch.equal(got.mu, kl_attention(mu, sigma, phi, 0.9, causal=True).mu)  # the same kernel
+    ref = kl_attention(*(t.cpu().double() for t in (mu, sigma, phi)), 0.9, causal=True, return_matrices=True)
+    for name in ("beta", "kl"):  # computed on the CPU in float64, handed back in the inputs' device and dtype
+        m = getattr(got, name)
+        assert m.is_cuda and m.dtype == torch.float32
+        torch.testing.assert_close(m.cpu(), getattr(ref, name).float(), rtol=0, atol=0)
+
+
 # ---------------------------------------------------------------------------------------------
 # Registration on the GPU: opcheck (schema, fake kernels, autograd) and torch.compile.
 
