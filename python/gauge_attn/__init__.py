@@ -26,7 +26,8 @@ from . import _C  # noqa: F401  (loading the extension registers the operators)
 from . import _build_config, _masks, _sources
 from ._sources import MAX_L, NAMED_SPECS
 
-__all__ = ["NAMED_SPECS", "MAX_MATRIX_ENTRIES", "IrrepSpec", "parse_spec", "Attention", "kl_attention", "KLAttention"]
+__all__ = ["NAMED_SPECS", "MAX_MATRIX_ENTRIES", "IrrepSpec", "parse_spec", "Attention", "AttentionMatrices",
+           "kl_attention", "KLAttention"]
 
 # NAMED_SPECS (from _sources): the upstream note's five, name -> "HxL+..." (H heads of spin L each, in
 # embedding order). The extension holds those of _build_config.SPECS (all five unless GAUGE_ATTN_SPECS
@@ -156,8 +157,16 @@ class Attention(NamedTuple):
     mu: torch.Tensor  # (B, N, E) mean messages m_i (M6), heads concatenated in spec order
     sigma: Optional[torch.Tensor]  # covariance messages (M7), in the layout of the input sigma
     energy: Optional[torch.Tensor]  # (B, H, N) attention energy e_ih = sum_j beta_ij KL_ij
-    beta: Optional[torch.Tensor] = None  # (B, H, N, N) attention weights, return_matrices only (no gradient)
-    kl: Optional[torch.Tensor] = None  # (B, H, N, N) KL(q_i || Omega_ij q_j), return_matrices only (no gradient)
+
+
+class AttentionMatrices(NamedTuple):
+    """What kl_attention returns with return_matrices=True: Attention's fields, then the matrices."""
+
+    mu: torch.Tensor
+    sigma: Optional[torch.Tensor]
+    energy: Optional[torch.Tensor]
+    beta: torch.Tensor  # (B, H, N, N) attention weights (no gradient)
+    kl: torch.Tensor  # (B, H, N, N) KL(q_i || Omega_ij q_j) (no gradient)
 
 
 # return_matrices materialises B * H * N^2 entries of beta and of KL (in float64 on the CPU): at most this many.
@@ -279,7 +288,8 @@ def kl_attention(mu: torch.Tensor, sigma: torch.Tensor, phi: torch.Tensor,
                  causal: bool = False, mask_self: bool = False, window: int = 0, alibi_slope: float = 0.0,
                  identity_transport: bool = False, covariance_message: bool = False,
                  attention_energy: bool = False, check_inputs: bool = True, mask: Optional[torch.Tensor] = None,
-                 additive_mask: Optional[torch.Tensor] = None, return_matrices: bool = False) -> Attention:
+                 additive_mask: Optional[torch.Tensor] = None,
+                 return_matrices: bool = False) -> Union[Attention, AttentionMatrices]:
     """KL attention of every head of ``spec`` (a name, "HxL+...", or an IrrepSpec) (M5, M6; M7 and
     the energy on request).
 
@@ -304,7 +314,7 @@ def kl_attention(mu: torch.Tensor, sigma: torch.Tensor, phi: torch.Tensor,
     incoming gradient. False saves that synchronisation; a bad input then gives NaN outputs and is
     reported by the next checked call on the same stream.
 
-    return_matrices: also beta and KL, (B, H, N, N), for inspecting small N (B * H * N^2 at most
+    return_matrices: an AttentionMatrices, with beta and KL, (B, H, N, N), for inspecting small N (B * H * N^2 at most
     MAX_MATRIX_ENTRIES): computed by the CPU library (float64 for CUDA inputs, then moved to their
     device and dtype), without gradients.
     """
@@ -325,16 +335,17 @@ def kl_attention(mu: torch.Tensor, sigma: torch.Tensor, phi: torch.Tensor,
     mu_out, sigma_out, energy, _ = ops.kl_attention(
         mu, sigma, phi, kappa, valid_lengths, spec_.name, mode, exponential, causal, mask_self, window,
         float(alibi_slope), identity_transport, covariance_message, attention_energy, check_inputs)
-    beta = kl = None
-    if return_matrices:
-        on_cpu = mu.device.type == "cpu"
-        host = [t.detach() if on_cpu else t.detach().to("cpu", torch.float64) for t in (mu, sigma, phi)]
-        lengths = valid_lengths.cpu() if valid_lengths is not None else None
-        beta, kl = ops.attention_matrices(*host, kappa.detach().cpu(), lengths, spec_.name, mode, exponential, causal,
-                                          mask_self, window, float(alibi_slope), identity_transport, False, False, True)
-        if not on_cpu:
-            beta, kl = beta.to(mu.device, mu.dtype), kl.to(mu.device, mu.dtype)
-    return Attention(mu_out, sigma_out if covariance_message else None, energy if attention_energy else None, beta, kl)
+    attention = Attention(mu_out, sigma_out if covariance_message else None, energy if attention_energy else None)
+    if not return_matrices:
+        return attention
+    on_cpu = mu.device.type == "cpu"
+    host = [t.detach() if on_cpu else t.detach().to("cpu", torch.float64) for t in (mu, sigma, phi)]
+    lengths = valid_lengths.cpu() if valid_lengths is not None else None
+    beta, kl = ops.attention_matrices(*host, kappa.detach().cpu(), lengths, spec_.name, mode, exponential, causal,
+                                      mask_self, window, float(alibi_slope), identity_transport, False, False, True)
+    if not on_cpu:
+        beta, kl = beta.to(mu.device, mu.dtype), kl.to(mu.device, mu.dtype)
+    return AttentionMatrices(*attention, beta, kl)
 
 
 class KLAttention(torch.nn.Module):
@@ -343,8 +354,8 @@ class KLAttention(torch.nn.Module):
     kappa: one value for every head, or H values. learn_kappa=True makes log(kappa) an
     nn.Parameter (``log_kappa``; the log keeps kappa > 0 under any update); otherwise kappa is a
     buffer. The other keywords are those of kl_attention. forward(mu, sigma, phi, valid_lengths=None,
-    mask=None, additive_mask=None) returns an Attention (mu, and sigma / energy / beta and kl where
-    requested).
+    mask=None, additive_mask=None) returns an Attention (mu, and sigma / energy where requested), or
+    with return_matrices=True an AttentionMatrices.
     """
 
     def __init__(self, spec: str, kappa: Union[float, Sequence[float], torch.Tensor] = 1.0, *,
