@@ -48,12 +48,26 @@ def compare_with_cpu(spec, B, N, full, seed, **kw):
     out, grads = attention_and_gradients(inputs, spec, "cuda", torch.float32, weights, **kw)
     ref, ref_grads = attention_and_gradients(inputs, spec, "cpu", torch.float64, weights, **kw)
     assert all(o.is_cuda and o.dtype == torch.float32 for o in (*out, *grads[:3]))
-    errors = {name: relative_error(o, r) for name, o, r in zip(OUTPUTS, out, ref)}
+    # The energy e_i = -kappa ln2 (sum_j beta_ij a_i.k_j) - 1/2 ln det Sigma_i (G1) cancels terms of size
+    # kappa |score| down to a KL that is ~0 where a row attends to itself alone (causal row 0, and the
+    # rows of a sharp head): its error is bounded in nats, not relative to it; as the C++ GPU tests, at
+    # least 1 nat a row (single-l9: rows of ~0 nats made 2.8e-3 of a norm of near-zero energies).
+    floors = dict(mu=0.0, sigma=0.0, energy=float(ref[2].numel()) ** 0.5)
+    errors = {name: relative_error(o, r, floors[name]) for name, o, r in zip(OUTPUTS, out, ref)}
     # The frames' gradient against the means' as its natural scale (it vanishes with N = 1).
-    errors.update({"grad_" + name: relative_error(o, r, 1e-3 * float(ref_grads[0].norm()) if name == "phi" else 0)
+    phi_floor = 1e-3 * float(ref_grads[0].norm())
+    errors.update({"grad_" + name: relative_error(o, r, phi_floor if name == "phi" else 0)
                    for name, o, r in zip(INPUTS, grads, ref_grads)})
     bounds = dict(mu=MEAN, sigma=COVARIANCE, energy=ENERGY, **{"grad_" + n: GRADIENT for n in INPUTS})
-    assert all(errors[k] < bounds[k] for k in errors), {k: f"{e:.1e}" for k, e in errors.items()}
+    # The frames' gradient of a sharp head cancels: single-l9 (beta ~ one-hot on self, where d Omega_ii /
+    # d phi_i = 0) keeps 1% of its terms' size, and float32 arithmetic leaves ~2e-3 of it, the CPU float32
+    # operator included (H200, 2026-11-30: GPU 5.8e-3, CPU float32 2.1e-3). There the bound is the CPU
+    # float32 operator's own error on the same inputs, times 10 (another summation order): the kernels
+    # must be as accurate as float32 arithmetic allows, which a wrong term would still far exceed.
+    if errors["grad_phi"] >= GRADIENT:
+        _, grads32 = attention_and_gradients(inputs, spec, "cpu", torch.float32, weights, **kw)
+        bounds["grad_phi"] = 10 * relative_error(grads32[2], ref_grads[2], phi_floor)
+    assert all(errors[k] < bounds[k] for k in errors), {k: f"{e:.1e} (< {bounds[k]:.1e})" for k, e in errors.items()}
 
 
 def test_the_extension_has_cuda_kernels():
