@@ -314,9 +314,9 @@ def kl_attention(mu: torch.Tensor, sigma: torch.Tensor, phi: torch.Tensor,
     incoming gradient. False saves that synchronisation; a bad input then gives NaN outputs and is
     reported by the next checked call on the same stream.
 
-    return_matrices: an AttentionMatrices, with beta and KL, (B, H, N, N), for inspecting small N (B * H * N^2 at most
-    MAX_MATRIX_ENTRIES): computed by the CPU library (float64 for CUDA inputs, then moved to their
-    device and dtype), without gradients.
+    return_matrices: an AttentionMatrices, with beta and KL, (B, H, N, N), for inspecting small N
+    (B * H * N^2 at most MAX_MATRIX_ENTRIES): computed by the CPU library (float64 for CUDA inputs,
+    then moved to their device and dtype), without gradients.
     """
     spec_ = spec if isinstance(spec, IrrepSpec) else parse_spec(spec)
     if not isinstance(kappa, torch.Tensor):
