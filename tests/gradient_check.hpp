@@ -62,7 +62,7 @@ double functional_value(const Beliefs<double>& q, const AttentionOptions& opt, c
 /// The factor by which the environment variable GAUGE_ATTN_TEST_FD_STRIDE (a positive integer,
 /// default 1) thins every finite-difference check. `scripts/test.sh --sanitize` sets it: under the
 /// sanitizers the checks are there for memory errors and undefined behaviour, which every code path
-/// shows on its first evaluation, and differencing every entry unoptimised would take most of CI's time;
+/// shows on its first evaluation, and differencing every entry at -O1 would take most of CI's time;
 /// the Release run differences every entry.
 inline std::size_t fd_stride_from_environment() {
   const char* text = std::getenv("GAUGE_ATTN_TEST_FD_STRIDE");
