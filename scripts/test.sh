@@ -48,7 +48,7 @@ if [ "$mode" = release ]; then
   # Without a GPU the CUDA code is compiled, never run: to PTX (ptxas and its SASS are a third of the
   # CUDA compile), and the GPU tests' CPU-reference programs are left out (a fifth of this build).
   gpu=(-DGAUGE_ATTN_BUILD_GPU_TEST_PROGRAMS=OFF -DCMAKE_CUDA_ARCHITECTURES=90-virtual)
-  if nvidia-smi -L >/dev/null 2>&1; then gpu=(-DGAUGE_ATTN_BUILD_GPU_TEST_PROGRAMS=ON); fi
+  if nvidia-smi -L >/dev/null 2>&1; then gpu=(-DGAUGE_ATTN_BUILD_GPU_TEST_PROGRAMS=ON -DCMAKE_CUDA_ARCHITECTURES=90); fi
   cmake -S . -B build -DCMAKE_BUILD_TYPE=Release \
     -DGAUGE_ATTN_BUILD_TESTS=ON -DGAUGE_ATTN_BUILD_EXAMPLES=ON -DGAUGE_ATTN_BUILD_BENCHMARKS=ON \
     -DGAUGE_ATTN_ENABLE_CUDA="$cuda" -DGAUGE_ATTN_WERROR=ON "${gpu[@]}" \
