@@ -3,7 +3,7 @@
 // inputs, as a function of the variances' range, the means' scale and κ; beside them the bound δ of
 // (P1) and (P2) (precision.hpp). Upstream spec, B = 1, N = 256, causal, diagonal Σ log-uniform in
 // [lo, hi], μ ~ N(0, scale²), φ ~ N(0, 0.5²), fixed seed; PrecisionCheck::report, so nothing throws.
-// Columns: CPU float path; with GAUGE_ATTN_FLOAT_ERROR_GPU (linked to tests/cuda/forward_runner.cu,
+// Columns: CPU float path; with GAUGE_ATTN_FLOAT_ERROR_GPU (linked to the forward runner of tests/cuda,
 // as scripts/gpu_check.sh builds it) also the GPU forward with float32 and with float64 scores.
 // Prints a markdown table, then the same as JSON (one object per row).
 #include <gauge_attn/attention.hpp>

@@ -1,7 +1,8 @@
 // GPU forward (cuda/forward.cuh) on the workloads of the CUDA issue, timed with CUDA events:
 // median time per call, pair-scores per second, and the share of the roofline
 //   T_roof = Σ_heads max(pairs·(K(K+1)/2 + 2K + 1) / 33.4e12 FMA/s, pairs / 3.9e12 exp/s)
-// (H100 fp32 FMA and MUFU rates; pairs = allowed (i, j) per head).
+// (H100 fp32 FMA and MUFU rates; pairs = allowed (i, j) per head) and of the tensor-core limit
+// (gpu_workloads.cuh).
 //
 //   build/bench/gpu_forward --benchmark_format=json --benchmark_repetitions=5
 #include <gauge_attn/cuda/forward.cuh>
@@ -62,6 +63,8 @@ void graph_forward(benchmark::State& state) {
 using UpstreamL0 = IrrepSpec<Irrep<0, 5, 1>>;
 using UpstreamL1 = IrrepSpec<Irrep<1, 3, 3>>;
 using UpstreamL2 = IrrepSpec<Irrep<2, 1, 5>>;
+// Wide heads (issue 9): one ℓ = 8 head (P = 171) and two ℓ = 4 heads (P = 55).
+using WideHeads = IrrepSpec<Irrep<8, 1>, Irrep<4, 2>>;
 
 }  // namespace
 
@@ -74,6 +77,7 @@ BENCHMARK_TEMPLATE(fused_forward, specs::Upstream)->Name("W5_upstream")->Args({1
 BENCHMARK_TEMPLATE(fused_forward, specs::Upstream)->Name("W2_upstream_covariance")->Args({8, 4096, 1})->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_TEMPLATE(float64_scores_forward, specs::Upstream)->Name("W2_upstream_float64_scores")->Args({8, 4096})->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_TEMPLATE(graph_forward, specs::Upstream)->Name("W1_upstream_graph")->Args({24, 64, 0})->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(fused_forward, WideHeads)->Name("W6_l8_2xl4")->Args({8, 4096, 0})->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_TEMPLATE(fused_forward, UpstreamL0)->Name("W2_only_l0x5")->Args({8, 4096, 0})->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_TEMPLATE(fused_forward, UpstreamL1)->Name("W2_only_l1x3")->Args({8, 4096, 0})->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_TEMPLATE(fused_forward, UpstreamL2)->Name("W2_only_l2x1")->Args({8, 4096, 0})->UseManualTime()->Unit(benchmark::kMicrosecond);

@@ -28,6 +28,21 @@ double roofline_seconds(double pairs_per_head) {
   return t;
 }
 
+/// The limit of a kernel with the scores and messages on the tensor cores in 3×TF32
+/// (docs/performance.md): Σ_heads max(3·pairs·(P + K) / 247e12 TF32 FMA/s, pairs / 3.9e12 exp/s),
+/// the dense TF32 tensor-core rate (494.7 TFLOP/s) and the MUFU rate of an H100 SXM at its boost clock.
+template <class Spec>
+double tensor_core_limit_seconds(double pairs_per_head) {
+  double t = 0;
+  Spec::for_each_irrep([&](auto irrep, int) {
+    using I = decltype(irrep);
+    const double K = I::dim;
+    const double mma = 3 * pairs_per_head * (K * (K + 1) / 2 + 2 * K + 1) / 247.35e12, exp = pairs_per_head / 3.9e12;
+    t += I::heads * std::max(mma, exp);
+  });
+  return t;
+}
+
 /// Random diagonal beliefs (B, N, E) on the device, the causal options and a warmed-up forward;
 /// `saved`: the forward also keeps the log-sum-exp, what a training step's backward reads.
 template <class Spec>
@@ -73,6 +88,9 @@ struct Workload {
     state.counters["roofline_us"] = roof * 1e6;
     state.counters["roofline_fraction"] =
         benchmark::Counter(roof, benchmark::Counter::kIsIterationInvariantRate);  // roof / time per call
+    const double limit = tensor_core_limit_seconds<Spec>(pairs());
+    state.counters["tensor_core_limit_us"] = limit * 1e6;
+    state.counters["tensor_core_limit_fraction"] = benchmark::Counter(limit, benchmark::Counter::kIsIterationInvariantRate);
   }
 };
 

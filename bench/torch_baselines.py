@@ -60,6 +60,7 @@ SPECS = {  # name -> [(l, heads)], in spec order; dim = 2l + 1
     "higher-rank": [(1, 4), (2, 3), (3, 2)],
     "scaled": [(0, 10), (1, 10), (2, 8), (3, 4)],
     "single-l9": [(9, 1)],
+    "l8-2xl4": [(8, 1), (4, 2)],  # wide heads (bench/gpu_forward.cu's W6)
 }
 
 class Workload(NamedTuple):
@@ -79,6 +80,7 @@ WORKLOADS = {
     "W5": Workload("upstream", 1, 65536, 5),
     "W2c": Workload("upstream", 8, 4096, 2, covariance=True),  # W2's beliefs
     "U1": Workload("upstream", 1, 4096, 6, halve_n_on_oom=True),  # a size the upstream backward fits
+    "W6": Workload("l8-2xl4", 8, 4096, 7),
 }
 
 METHODS = ("upstream", "factorised_torch", "sdpa_bf16")
@@ -962,7 +964,7 @@ def main():
     p.add_argument("--self-test", action="store_true", help="run the correctness checks and exit")
     p.add_argument("--fixture", help="the upstream parity fixture folder (self-test; found automatically if beside)")
     p.add_argument("--seed", type=int, default=20251227,
-                   help="base seed; workload Wk uses seed + k (W2c: W2's, U1: seed + 6), its weights seed + 100 + k")
+                   help="base seed; workload Wk uses seed + k (W2c: W2's, U1: seed + 6, W6: seed + 7), its weights seed + 100 + k")
     add_timing_arguments(p)
     p.add_argument("--sdpa-v-pad", choices=["qk", "min"], default="qk",
                    help="pad v to the q/k width (qk: every backend incl. flash can run) or to a multiple of 8")

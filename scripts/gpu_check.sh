@@ -34,11 +34,19 @@ export LD_LIBRARY_PATH="$PWD/$carry/lib:${LD_LIBRARY_PATH:-}"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$out/device.txt"
 git log -1 --format='commit %H %cd' 2>/dev/null | tee -a "$out/device.txt"
 
+runner_specs=(Upstream MoreTensor HigherRank Scaled SingleL9 WideHeads)  # tests/cuda/CMakeLists.txt's, without specs::
 programs=(forward_test backward_test float_error learn_beliefs gpu_forward gpu_backward headers_under_nvcc_test)
 build() {
   local f
   for f in "${programs[@]}"; do rm -f "build-gpu/$f"; done
-  nvcc "${nvcc_flags[@]}" -Xptxas -v -c tests/cuda/forward_runner.cu -o build-gpu/forward_runner.o 2> build-gpu/ptxas.txt &
+  # The forward runner: one object per named spec (tests/cuda/CMakeLists.txt), then its dispatcher.
+  local spec
+  for spec in "${runner_specs[@]}"; do
+    nvcc "${nvcc_flags[@]}" -Xptxas -v -DGAUGE_ATTN_RUNNER_SPEC=$([ $spec = WideHeads ] || echo specs::)$spec \
+      $([ $spec = Upstream ] && echo -DGAUGE_ATTN_RUNNER_FLOAT_PAIRWISE) $([ $spec = WideHeads ] && echo -DGAUGE_ATTN_RUNNER_FORWARD_ONLY) \
+      -c tests/cuda/forward_runner_spec.cu -o build-gpu/forward_runner_$spec.o 2> build-gpu/ptxas_$spec.txt &
+  done
+  g++ -std=c++17 -O2 "${inc[@]}" -c tests/cuda/forward_runner.cpp -o build-gpu/forward_runner.o &
   nvcc "${nvcc_flags[@]}" -Xptxas -v -c tests/cuda/backward_runner.cu -o build-gpu/backward_runner.o \
     2> build-gpu/ptxas_backward.txt &
   nvcc "${nvcc_flags[@]}" -c tests/cuda/gpu_count.cu -o build-gpu/gpu_count.o &
@@ -53,13 +61,20 @@ build() {
   wait
   g++ -fopenmp build-gpu/learn_beliefs.o build-gpu/learn_beliefs_gpu.o -L/usr/local/cuda/lib64 -lcudart \
     -o build-gpu/learn_beliefs
-  g++ -fopenmp build-gpu/float_error.o build-gpu/forward_runner.o build-gpu/gpu_count.o -L/usr/local/cuda/lib64 -lcudart \
+  local forward_runner=(build-gpu/forward_runner.o)
+  for spec in "${runner_specs[@]}"; do forward_runner+=(build-gpu/forward_runner_$spec.o); done
+  g++ -fopenmp build-gpu/float_error.o "${forward_runner[@]}" build-gpu/gpu_count.o -L/usr/local/cuda/lib64 -lcudart \
     -o build-gpu/float_error
-  for t in forward backward; do
-    g++ -fopenmp build-gpu/${t}_test.o build-gpu/${t}_runner.o build-gpu/gpu_count.o -L/usr/local/cuda/lib64 -lcudart \
-      -o build-gpu/${t}_test
-  done
-  grep -A2 "flash_kl_kernel" build-gpu/ptxas.txt | grep -E "registers|spill" | tee "$out/ptxas.txt"
+  g++ -fopenmp build-gpu/forward_test.o "${forward_runner[@]}" build-gpu/gpu_count.o -L/usr/local/cuda/lib64 -lcudart \
+    -o build-gpu/forward_test
+  g++ -fopenmp build-gpu/backward_test.o build-gpu/backward_runner.o build-gpu/gpu_count.o -L/usr/local/cuda/lib64 \
+    -lcudart -o build-gpu/backward_test
+  # Every attention kernel of the named specs: the spec, then its name, stack, spills, registers.
+  for spec in "${runner_specs[@]}"; do
+    echo "== $spec"
+    grep -A3 "Compiling entry function '.*flash_kl_kernel" build-gpu/ptxas_$spec.txt | grep -v "^--"
+  done > "$out/ptxas.txt"
+  grep -E "^==|spill" "$out/ptxas.txt"
   # Every backward kernel of the backward test's instantiations: name, then its stack, spills, registers.
   grep -A3 -E "Compiling entry function '.*(flash_kl_backward_kernel|row_gradients_kernel|lift_backward_kernel|belief_gradients_kernel)" \
     build-gpu/ptxas_backward.txt | grep -v "^--" | tee "$out/ptxas_backward.txt" | grep -E "registers|spill"

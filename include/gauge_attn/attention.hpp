@@ -345,7 +345,7 @@ void exact_forward(const BeliefView<Scalar>& q, const AttentionOptions& opt, con
   // The bound (P1) of every (sequence, head) from its lift, checked before any pair is scored.
   for (std::size_t t = 0; t < lifted.size(); ++t) {
     const LiftedSequence<Scalar>& s = lifted[t];
-    r.precision[t] = head_precision(s.P, score_unit(std::is_same_v<Scalar, double>), s.query_norm, s.key_norm,
+    r.precision[t] = head_precision(fma_score_roundings(s.P), score_unit(std::is_same_v<Scalar, double>), s.query_norm, s.key_norm,
                                     s.mean_spread, opt.mask.alibi_slope, s.n);
   }
   check_precision<Spec>(r.precision, opt, kappa, std::is_same_v<Scalar, double>);

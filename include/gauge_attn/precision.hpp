@@ -37,14 +37,27 @@ struct HeadPrecision {
 /// Unit roundoff of the scores: 2⁻²⁴ for float32, 2⁻⁵³ for float64.
 constexpr double score_unit(bool float64) { return float64 ? 0x1p-53 : 0x1p-24; }
 
-/// (P1) and (P2) from the norms of the lifted vectors of a head of width P over n valid tokens.
-inline HeadPrecision head_precision(int P, double unit, double query_norm, double key_norm, double mean_spread,
-                                    double slope, int n) {
+/// The roundings c of (P1), δ = 2·c·u·(A·B + |slope|·(n − 1)) + 4·2⁻²⁴, for a score of width P
+/// summed in an FMA chain: P + 4.
+constexpr double fma_score_roundings(int P) { return P + 4; }
+
+/// The same for a score summed on the tensor cores in 3×TF32 (cuda/tf32x3.cuh), P padded to
+/// P8 = 8⌈P/8⌉: the split leaves 20u per product; each of the 3·P8/8 m16n8k8 products adds its 8
+/// products to the running sum in one step that aligns the 9 terms to the largest and truncates
+/// them (Fasi, Higham, Mikaitis & Pranesh, PeerJ CS 2021, on NVIDIA tensor cores' float
+/// accumulation), ≤ 2u of each and 2u for the result, 20u of the magnitudes; two storage roundings:
+/// 24 + 20·3·P8/8 = 24 + 7.5·P8 (ℓ2: 204 against the chain's 25).
+constexpr double tensor_core_score_roundings(int P) { return 24 + 7.5 * ((P + 7) / 8 * 8); }
+
+/// (P1) and (P2) from the norms of the lifted vectors of a head over n valid tokens, its scores
+/// summed with `roundings` (above) of unit `unit`.
+inline HeadPrecision head_precision(double roundings, double unit, double query_norm, double key_norm,
+                                    double mean_spread, double slope, int n) {
   HeadPrecision r;
   r.query_norm = query_norm;
   r.key_norm = key_norm;
   r.mean_spread = mean_spread;
-  r.score_bound = 2 * (P + 4) * unit * (query_norm * key_norm + std::abs(slope) * (n - 1)) + 4 * 0x1p-24;
+  r.score_bound = 2 * roundings * unit * (query_norm * key_norm + std::abs(slope) * (n - 1)) + 4 * 0x1p-24;
   r.message_bound = std::expm1(2 * r.score_bound);  // +∞ once 2δ > ~709
   return r;
 }

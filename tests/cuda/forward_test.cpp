@@ -4,6 +4,7 @@
 // Without a GPU the program prints a skip and exits 77, which CTest reports as skipped.
 #define CATCH_CONFIG_RUNNER
 #include <gauge_attn/attention.hpp>
+#include <gauge_attn/cuda/layout.cuh>  // uses_tensor_cores: plain C++
 #include <gauge_attn/specs.hpp>
 
 #include <catch2/catch.hpp>
@@ -16,6 +17,7 @@
 #include <gauge_attn/npy.hpp>
 
 #include "../test_support.hpp"
+#include "forward_runner_spec.hpp"
 #include "gpu_runner.hpp"
 
 using namespace gauge_attn;
@@ -92,6 +94,20 @@ TEMPLATE_TEST_CASE("GPU forward matches the CPU reference for every named spec",
   for (int h = 0; h < TestType::num_heads; ++h) o.kappa.push_back(0.5 + 0.1 * h);
   o.kappa.erase(o.kappa.begin());
   for (Covariance kind : {Covariance::diagonal, Covariance::full}) compare<TestType>(name, 2, 65, kind, o, rng);
+}
+
+TEST_CASE("GPU forward matches the CPU reference on wide heads (tensor cores, queries in shared memory)", "[gpu]") {
+  std::mt19937 rng(111);
+  AttentionOptions o;
+  o.mask.causal = true;
+  o.kappa = {0.7, 1.3, 2.0};
+  for (Covariance kind : {Covariance::diagonal, Covariance::full})
+    compare<testing::WideHeads>("l8-2xl4", 2, 100, kind, o, rng);
+  o.mask = MaskSpec{};
+  o.mask.window = 33;
+  o.mask.alibi_slope = -0.03;
+  o.valid_lengths = {71, 130};
+  compare<testing::WideHeads>("l8-2xl4", 2, 130, Covariance::diagonal, o, rng);
 }
 
 TEST_CASE("GPU forward matches the CPU reference under every mask option", "[gpu]") {
@@ -327,13 +343,19 @@ TEST_CASE("GPU float32 scores raise for variances in [1e-6, 1e6]; float64 scores
   } catch (const InvalidArgument& e) {
     CHECK(e.argument() == "sigma");
   }
-  // The GPU's bounds are the CPU's (the same lift in float64), to rounding of the norms.
+  // The GPU's bounds are the CPU's (the same lift in float64, to rounding of the norms), with the
+  // tensor-core path's roundings for the heads that take it (precision.hpp).
   o.precision_check = PrecisionCheck::report;
   const auto cpu32 = attention_forward<specs::Upstream>(q.view(), o);
   const auto gpu32 = testing::run_gpu_forward("upstream", 2, N, Covariance::diagonal, q.mu, q.sigma, q.phi, o, false, false);
   REQUIRE(gpu32.precision.size() == cpu32.precision.size());
-  for (std::size_t k = 0; k < cpu32.precision.size(); ++k)
-    CHECK(gpu32.precision[k].score_bound == Approx(cpu32.precision[k].score_bound).epsilon(1e-9));
+  for (std::size_t k = 0; k < cpu32.precision.size(); ++k) {
+    const int K = specs::Upstream::head(int(k % specs::Upstream::num_heads)).dim, P = K * (K + 1) / 2 + K + 1;
+    const double roundings = gpu::uses_tensor_cores(P, false) ? tensor_core_score_roundings(P) : fma_score_roundings(P);
+    const double floor = 4 * 0x1p-24;  // (P1)'s term that does not scale with the roundings
+    CHECK(gpu32.precision[k].score_bound - floor ==
+          Approx((cpu32.precision[k].score_bound - floor) * roundings / fma_score_roundings(P)).epsilon(1e-9));
+  }
   o.precision_check = PrecisionCheck::raise;
   o.scores = Scores::float64;
   for (bool covariance_message : {false, true}) {

@@ -1,6 +1,6 @@
 // tests/cuda/gpu_runner.hpp: the GPU forward behind an Eigen-free interface, so that the tests
 // (compiled by the host compiler, with the Eigen-based CPU reference) can call kernels compiled by
-// nvcc in forward_runner.cu.
+// nvcc in forward_runner_spec.cu (forward_runner.cpp dispatches on the spec).
 #pragma once
 
 #include <gauge_attn/options.hpp>

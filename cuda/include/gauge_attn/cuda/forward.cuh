@@ -124,11 +124,11 @@ class Forward {
   template <class Score, bool Covariance, bool Statistics, bool Energy>
   void launch(AttentionParams<Spec> ap, cudaStream_t stream) {
     ap.groups = BlockGroups<Spec::num_irreps>::template of<Spec>(
-        ap.batch, ap.tokens, [](auto irrep) { return TileShape<decltype(irrep)::dim, Score>::queries; });
+        ap.batch, ap.tokens, [](auto irrep) { return attention_tile_rows<decltype(irrep)::dim, Score>(); });
     std::size_t smem = 0;
     Spec::for_each_irrep([&](auto irrep, int) {
       constexpr int K = 2 * decltype(irrep)::l + 1;
-      smem = std::max(smem, std::size_t(2 * TileShape<K, Score>::stage_bytes(value_width<K>(Covariance))));  // two stages
+      smem = std::max(smem, std::size_t(attention_smem_bytes<K, Score>(value_width<K>(Covariance))));
     });
     auto kernel = flash_kl_kernel<Spec, Score, Covariance, Statistics, Energy>;
     if (smem > 48 * 1024)

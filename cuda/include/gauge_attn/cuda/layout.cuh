@@ -15,10 +15,26 @@
 #define GAUGE_ATTN_FLASH_WIDE_QUERIES 2
 #endif
 
+/// Heads of lifted width P ≥ this (float scores) compute their scores and message sums on the
+/// tensor cores (3×TF32, flash_kl_tensor_core.cuh), narrower ones on the FP32 pipe; a tuning knob.
+/// 21: ℓ ≥ 2. Measured on an H200 (docs/performance.md): ℓ1 alone 301 µs on the tensor cores
+/// against 263 on the FP32 pipe, ℓ2 216 against 221, W3 (ℓ1–ℓ3) 1.27 ms against 1.63.
+#ifndef GAUGE_ATTN_TENSOR_CORE_MIN_WIDTH
+#define GAUGE_ATTN_TENSOR_CORE_MIN_WIDTH 21
+#endif
+
 namespace gauge_attn::gpu {
 
 /// Rounds up to a multiple of 4 floats, for 16-byte vector accesses.
 GAUGE_ATTN_HOST_DEVICE constexpr int round4(int n) { return (n + 3) / 4 * 4; }
+/// Rounds up to a multiple of 8, the k and n extents of one m16n8k8 tensor-core product.
+GAUGE_ATTN_HOST_DEVICE constexpr int round8(int n) { return (n + 7) / 8 * 8; }
+
+/// Does a head of lifted width P take the tensor-core path of the attention kernel? Chosen at
+/// compile time from the spin; the double-score variant always runs on the FP64 pipe.
+GAUGE_ATTN_HOST_DEVICE constexpr bool uses_tensor_cores(int P, bool float64_scores) {
+  return !float64_scores && P >= GAUGE_ATTN_TENSOR_CORE_MIN_WIDTH;
+}
 
 /// Tile shapes of the attention kernel for a head of dimension K whose lifted queries and keys are
 /// of type Score (float, or double for Scores::float64; see docs/cuda.md).
@@ -56,6 +72,52 @@ struct TileShape {
     return keys * (key_smem * int(sizeof(Score)) + smem_stride(V) * int(sizeof(float)));
   }
 };
+
+/// Tile shapes of the tensor-core path (flash_kl_tensor_core.cuh) for a head of dimension K: four
+/// warps of 16 query rows; per step a warp scores its rows against `step` keys (step/8 m16n8k8
+/// products per 8 lifted entries) and adds the weighted values (round8(V)/8 products per 8 keys).
+template <int K>
+struct TensorCoreTileShape {
+  static constexpr int P = LiftedWidths<K>::lifted;
+  static constexpr int P8 = round8(P);  // lifted width padded to whole k-steps (the padding is zero)
+  static constexpr int threads = 128;
+  static constexpr int warps = threads / 32;
+  static constexpr int queries = 16 * warps;  // query rows per block
+  // Keys per step and stage: 64, or 32 for heads wider than 64 (ℓ ≥ 5), whose stages would
+  // otherwise leave room for one block per multiprocessor.
+  static constexpr int step = P8 <= 64 ? 64 : 32;
+  // A warp's queries, split into TF32 halves, stay in registers (P8 of them) up to P8 = 40 (ℓ ≤ 3);
+  // wider heads read them from a shared-memory tile and split them per step.
+  static constexpr bool queries_in_registers = P8 <= 40;
+  // Shared-memory row strides: ≡ 4 (mod 8) floats, so that the fragment loads (lanes 4g + t read
+  // row g, column t) fall in 32 distinct banks.
+  static constexpr int key_smem = P8 + 4;
+  GAUGE_ATTN_HOST_DEVICE static constexpr int value_smem(int V) { return round8(V) + 4; }
+  GAUGE_ATTN_HOST_DEVICE static constexpr int stage_bytes(int V) { return step * (key_smem + value_smem(V)) * 4; }
+  // Two stages of keys and values, then the query tile when it is not in registers. The message
+  // sums of the block's rows (queries × value_smem floats) reuse the stages at the end: they fit,
+  // since 2·step ≥ queries.
+  GAUGE_ATTN_HOST_DEVICE static constexpr int smem_bytes(int V) {
+    return 2 * stage_bytes(V) + (queries_in_registers ? 0 : queries * key_smem * 4);
+  }
+};
+
+/// Query rows per block and dynamic shared memory of the attention kernel for a head of dimension
+/// K and values of width V, whichever path the head takes.
+template <int K, class Score>
+GAUGE_ATTN_HOST_DEVICE constexpr int attention_tile_rows() {
+  if constexpr (uses_tensor_cores(LiftedWidths<K>::lifted, sizeof(Score) == 8))
+    return TensorCoreTileShape<K>::queries;
+  else
+    return TileShape<K, Score>::queries;
+}
+template <int K, class Score>
+GAUGE_ATTN_HOST_DEVICE constexpr int attention_smem_bytes(int V) {
+  if constexpr (uses_tensor_cores(LiftedWidths<K>::lifted, sizeof(Score) == 8))
+    return TensorCoreTileShape<K>::smem_bytes(V);
+  else
+    return 2 * TileShape<K, Score>::stage_bytes(V);
+}
 
 /// Tile shapes of the backward pair pass (flash_kl_backward.cuh) for a head of dimension K whose
 /// values have width V (K, or K + K(K+1)/2 with the covariance message). A block owns a tile of

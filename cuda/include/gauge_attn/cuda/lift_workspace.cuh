@@ -94,9 +94,10 @@ class LiftWorkspace {
     for (std::size_t k = 0; k < r.size(); ++k) {
       double n[3];
       std::memcpy(n, &bits[3 * k], sizeof n);
-      const int K = heads_[k % H].dim;
-      r[k] = head_precision(K * (K + 1) / 2 + K + 1, score_unit(params_.queries64 != nullptr), n[0], n[1], n[2], slope,
-                            lengths_host_[k / H]);
+      const int K = heads_[k % H].dim, P = K * (K + 1) / 2 + K + 1;
+      const bool float64 = params_.queries64 != nullptr;
+      r[k] = head_precision(uses_tensor_cores(P, float64) ? tensor_core_score_roundings(P) : fma_score_roundings(P),
+                            score_unit(float64), n[0], n[1], n[2], slope, lengths_host_[k / H]);
     }
     return r;
   }
