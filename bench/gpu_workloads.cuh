@@ -15,32 +15,32 @@
 
 namespace gauge_attn::bench {
 
-/// The forward's roofline (docs/performance.md): Σ_heads max(pairs·(P + K)/33.4e12, pairs/3.9e12).
+/// Σ_heads max(products·pairs·(P + K) / fma_rate, pairs / 3.9e12 exp/s): the forward's FMAs (the
+/// score's P and the mean message's K per pair), each `products` multiplications at `fma_rate`,
+/// against one MUFU exp per pair (the H100 SXM's rate at its boost clock; docs/performance.md).
 template <class Spec>
-double roofline_seconds(double pairs_per_head) {
+double limit_seconds(double pairs_per_head, double fma_rate, double products) {
   double t = 0;
   Spec::for_each_irrep([&](auto irrep, int) {
     using I = decltype(irrep);
     const double K = I::dim;
-    const double fma = pairs_per_head * (K * (K + 1) / 2 + 2 * K + 1) / 33.4e12, exp = pairs_per_head / 3.9e12;
+    const double fma = products * pairs_per_head * (K * (K + 1) / 2 + 2 * K + 1) / fma_rate, exp = pairs_per_head / 3.9e12;
     t += I::heads * std::max(fma, exp);
   });
   return t;
 }
 
-/// The limit of a kernel with the scores and messages on the tensor cores in 3×TF32
-/// (docs/performance.md): Σ_heads max(3·pairs·(P + K) / 247e12 TF32 FMA/s, pairs / 3.9e12 exp/s),
-/// the dense TF32 tensor-core rate (494.7 TFLOP/s) and the MUFU rate of an H100 SXM at its boost clock.
+/// The forward's FP32 roofline: 33.4e12 FMA/s.
+template <class Spec>
+double roofline_seconds(double pairs_per_head) {
+  return limit_seconds<Spec>(pairs_per_head, 33.4e12, 1);
+}
+
+/// The limit with the scores and messages on the tensor cores in 3×TF32: three products each at the
+/// dense TF32 tensor-core rate, 247.35e12 FMA/s (494.7 TFLOP/s).
 template <class Spec>
 double tensor_core_limit_seconds(double pairs_per_head) {
-  double t = 0;
-  Spec::for_each_irrep([&](auto irrep, int) {
-    using I = decltype(irrep);
-    const double K = I::dim;
-    const double mma = 3 * pairs_per_head * (K * (K + 1) / 2 + 2 * K + 1) / 247.35e12, exp = pairs_per_head / 3.9e12;
-    t += I::heads * std::max(mma, exp);
-  });
-  return t;
+  return limit_seconds<Spec>(pairs_per_head, 247.35e12, 3);
 }
 
 /// Random diagonal beliefs (B, N, E) on the device, the causal options and a warmed-up forward;
