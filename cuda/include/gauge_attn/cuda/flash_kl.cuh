@@ -3,7 +3,10 @@
 // of the (M8) scores (M5), the message sums (M9), the row statistics (§7) and the attention
 // energy (G1), so that nothing of size N² exists. All heads of a spec run in one launch; each block specialises on its head's ℓ.
 //
-// Threads: 128 = 16 query groups × 8 key groups. A thread owns QR queries (registers hold their
+// Two tile paths, chosen per head at compile time: this file's on the FP32 pipe (below), and the
+// tensor-core one of flash_kl_tensor_core.cuh for wide heads (uses_tensor_cores, layout.cuh).
+//
+// FP32 path. Threads: 128 = 16 query groups × 8 key groups. A thread owns QR queries (registers hold their
 // lifted vectors a_i) and every 8th key of each shared-memory tile; the 8 partial softmax states of
 // a query are merged with warp shuffles at the end. docs/cuda.md explains the choices.
 #pragma once
