@@ -225,6 +225,9 @@ if [ "$what" != bench ] && [ "$what" != profile ]; then
   done
   for tool in memcheck racecheck; do
     compute-sanitizer --tool "$tool" --error-exitcode 9 ./build-gpu/forward_test "GPU log-sum-exp*" 2>&1 | tail -4 | tee -a "$out/sanitizer.txt" || status=1
+    # The tensor-core path's widest tiles (queries in shared memory, 32-key steps), masks, valid lengths.
+    compute-sanitizer --tool "$tool" --error-exitcode 9 ./build-gpu/forward_test "GPU forward matches the CPU reference on wide heads*" \
+      2>&1 | tail -4 | tee -a "$out/sanitizer.txt" || status=1
     # Small backward cases: N = 8 and 9 with every saved state and incoming gradient.
     compute-sanitizer --tool "$tool" --error-exitcode 9 ./build-gpu/backward_test "GPU backward reports bad input*" 2>&1 |
       tail -4 | tee -a "$out/sanitizer.txt" || status=1
