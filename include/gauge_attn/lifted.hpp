@@ -9,12 +9,15 @@
 // the messages (M9): Σ_j β_ij a_j = [sym(Σ_j β_ij (S_j + ν_jν_jᵀ)), Σ_j β_ij ν_j].
 //
 // These functions are shared by the CPU loops and the CUDA kernels; matrices are row-major
-// K×K arrays. They work in the precision T of their arguments (the CPU lift uses double).
+// K×K arrays. They work in the precision T of their arguments (the CPU lift uses double). The
+// pull-back and the packing are written a column at a time (detail/columns.hpp): pull_back,
+// pack_query and pack_key run the columns in turn; the GPU lift gives each column its own lane.
 #pragma once
 
 #include <cmath>
 
 #include "config.hpp"
+#include "detail/columns.hpp"
 
 namespace gauge_attn {
 
@@ -33,23 +36,42 @@ namespace lifted {
 /// Index of entry (r, c), r ≤ c, in the row-major packed upper triangle of a K×K matrix.
 GAUGE_ATTN_HOST_DEVICE constexpr int sym_index(int K, int r, int c) { return r * K - r * (r - 1) / 2 + (c - r); }
 
+/// Σ = L Lᵀ in place, by rows: L (K×K, row-major, shared by the workers of `cols`) holds Σ's lower
+/// triangle and becomes L. At step c the owners r > c of the rows below finish L[r][c], and the
+/// owner of row c+1 then its pivot. Returns false unless Σ is positive definite, i.e. unless every
+/// pivot is positive and finite (a failed pivot is replaced by 1, so the workers stay in step).
+template <class T, int K, class Columns>
+GAUGE_ATTN_HOST_DEVICE bool cholesky_rows(const Columns& cols, T* L) {
+  int failed = 0;  // this worker's failed pivots
+  auto pivot = [&](int r) {
+    T d = L[r * K + r];
+    for (int k = 0; k < r; ++k) d -= L[r * K + k] * L[r * K + k];
+    const bool ok = d > T(0) && std::isfinite(d);
+    failed += !ok;
+    L[r * K + r] = ok ? std::sqrt(d) : T(1);
+  };
+  cols.each([&](int r) {
+    if (r == 0) pivot(0);
+  });
+  for (int c = 0; c + 1 < K; ++c) {
+    cols.sync();
+    cols.each([&](int r) {
+      if (r <= c) return;
+      T s = L[r * K + c];
+      for (int k = 0; k < c; ++k) s -= L[r * K + k] * L[c * K + k];
+      L[r * K + c] = s / L[c * K + c];
+      if (r == c + 1) pivot(r);
+    });
+  }
+  cols.sync();
+  return cols.total(failed) == 0;
+}
+
 /// Σ = L Lᵀ in place (lower triangle of A becomes L). Returns false unless Σ is positive
 /// definite, i.e. unless every pivot is positive and finite.
 template <class T, int K>
 GAUGE_ATTN_HOST_DEVICE bool cholesky(T (&A)[K][K]) {
-  for (int c = 0; c < K; ++c) {
-    T d = A[c][c];
-    for (int k = 0; k < c; ++k) d -= A[c][k] * A[c][k];
-    if (!(d > T(0)) || !std::isfinite(d)) return false;
-    const T l = std::sqrt(d);
-    A[c][c] = l;
-    for (int r = c + 1; r < K; ++r) {
-      T s = A[r][c];
-      for (int k = 0; k < c; ++k) s -= A[r][k] * A[c][k];
-      A[r][c] = s / l;
-    }
-  }
-  return true;
+  return cholesky_rows<T, K>(detail::SerialColumns<K>{}, &A[0][0]);
 }
 
 /// One belief pulled back to the identity frame (§5).
@@ -61,72 +83,110 @@ struct PulledBack {
   T logdet;        // ln det Σ
 };
 
-/// Pulls back N(μ, Σ) in the frame R (row-major K×K). `sigma` holds K variances when
-/// `diagonal`, else a row-major K×K SPD block with row stride `ld`. Returns false when Σ is not
+// The pull-back a column at a time (columns.hpp). R is the frame (row-major K×K); `sigma` holds K
+// variances when `diagonal`, else a row-major K×K SPD block with row stride `ld`, read from its
+// lower triangle; `sigma` and `mu` are pointers or anything indexed like one. L and Y are K×K
+// scratch shared by the workers.
+
+/// Entry (r, c) of Σ, read symmetrically from the lower triangle (or the diagonal).
+template <class T, class In>
+GAUGE_ATTN_HOST_DEVICE T covariance_entry(In sigma, int ld, bool diagonal, int r, int c) {
+  if (diagonal) return r == c ? T(sigma[r]) : T(0);
+  return T(r >= c ? sigma[r * ld + c] : sigma[c * ld + r]);
+}
+
+/// What every column needs: diagonal: L[r] = 1/σ_r (one division per variance); otherwise the
+/// Cholesky factor L and Y = L⁻¹R, so that Λ = RᵀΣ⁻¹R = YᵀY. Sets ln det Σ; false when Σ is not
+/// positive definite (or not finite).
+template <class T, int K, class Columns, class In>
+GAUGE_ATTN_HOST_DEVICE bool pull_back_prepare(const Columns& cols, const T* R, In sigma, int ld, bool diagonal,
+                                              T* L, T* Y, T& logdet) {
+  if (diagonal) {
+    int failed = 0;
+    T log_share = 0;
+    cols.each([&](int r) {
+      const T v = T(sigma[r]);
+      const bool ok = v > T(0) && std::isfinite(v);
+      failed += !ok;
+      log_share += ok ? std::log(v) : T(0);
+      L[r] = ok ? 1 / v : T(1);
+    });
+    cols.sync();
+    logdet = cols.total(log_share);
+    return cols.total(failed) == 0;
+  }
+  cols.each([&](int r) {
+    for (int c = 0; c <= r; ++c) L[r * K + c] = T(sigma[r * ld + c]);
+  });
+  cols.sync();
+  const bool ok = cholesky_rows<T, K>(cols, L);
+  T log_share = 0;
+  cols.each([&](int q) {  // column q of Y = L⁻¹R by forward substitution
+    log_share += 2 * std::log(L[q * K + q]);
+    for (int r = 0; r < K; ++r) {
+      T s = R[r * K + q];
+      for (int k = 0; k < r; ++k) s -= L[r * K + k] * Y[k * K + q];
+      Y[r * K + q] = s / L[r * K + r];
+    }
+  });
+  cols.sync();
+  logdet = cols.total(log_share);
+  return ok;
+}
+
+/// ν_q = (Rᵀμ)_q.
+template <class T, int K, class In>
+GAUGE_ATTN_HOST_DEVICE T pulled_mean(int q, const T* R, In mu) {
+  T s = 0;
+  for (int r = 0; r < K; ++r) s += R[r * K + q] * T(mu[r]);
+  return s;
+}
+
+/// Column q of S = RᵀΣR and of Λ = RᵀΣ⁻¹R, after pull_back_prepare.
+template <class T, int K, class In>
+GAUGE_ATTN_HOST_DEVICE void pull_back_column(int q, const T* R, In sigma, int ld, bool diagonal, const T* L,
+                                             const T* Y, T (&S)[K], T (&Lambda)[K]) {
+  T w[K], u[K];  // (ΣR)[:, q] and (Σ⁻¹R)[:, q] (diagonal), or (ΣR)[:, q] and Y[:, q]
+  for (int r = 0; r < K; ++r) {
+    if (diagonal) {
+      w[r] = R[r * K + q] * T(sigma[r]);
+      u[r] = R[r * K + q] * L[r];
+    } else {
+      T s = 0;
+      for (int k = 0; k < K; ++k) s += covariance_entry<T>(sigma, ld, false, r, k) * R[k * K + q];
+      w[r] = s;
+      u[r] = Y[r * K + q];
+    }
+  }
+  const T* V = diagonal ? R : Y;  // Λ = Rᵀ(Σ⁻¹R) or YᵀY
+  for (int p = 0; p < K; ++p) {
+    T s = 0, l = 0;
+    for (int r = 0; r < K; ++r) {
+      s += R[r * K + p] * w[r];
+      l += V[r * K + p] * u[r];
+    }
+    S[p] = s;
+    Lambda[p] = l;
+  }
+}
+
+/// Pulls back N(μ, Σ) in the frame R (row-major K×K); `sigma` as above. Returns false when Σ is not
 /// positive definite (the caller names the offending token).
 template <class T, int K>
 GAUGE_ATTN_HOST_DEVICE bool pull_back(const T* R, const T* mu, const T* sigma, int ld, bool diagonal,
                                       PulledBack<T, K>& out) {
-  for (int k = 0; k < K; ++k) {
-    T s = 0;
-    for (int r = 0; r < K; ++r) s += R[r * K + k] * mu[r];
-    out.nu[k] = s;
-  }
-  if (diagonal) {
-    out.logdet = 0;
-    T inverse[K];  // 1/σ_r once: K divisions instead of K²(K+1)/2 (the GPU lift of ℓ8 spent most of its time dividing)
-    for (int r = 0; r < K; ++r) {
-      if (!(sigma[r] > T(0))) return false;
-      out.logdet += std::log(sigma[r]);
-      inverse[r] = 1 / sigma[r];
+  const detail::SerialColumns<K> cols{};
+  T L[K * K], Y[K * K];
+  if (!pull_back_prepare<T, K>(cols, R, sigma, ld, diagonal, L, Y, out.logdet)) return false;
+  cols.each([&](int q) {
+    T S[K], Lambda[K];
+    out.nu[q] = pulled_mean<T, K>(q, R, mu);
+    pull_back_column<T, K>(q, R, sigma, ld, diagonal, L, Y, S, Lambda);
+    for (int r = 0; r <= q; ++r) {  // the upper triangle from column q, mirrored: exactly symmetric
+      out.S[r][q] = out.S[q][r] = S[r];
+      out.Lambda[r][q] = out.Lambda[q][r] = Lambda[r];
     }
-    for (int p = 0; p < K; ++p)
-      for (int q = p; q < K; ++q) {
-        T s = 0, l = 0;
-        for (int r = 0; r < K; ++r) {
-          const T rr = R[r * K + p] * R[r * K + q];
-          s += rr * sigma[r];
-          l += rr * inverse[r];
-        }
-        out.S[p][q] = out.S[q][p] = s;
-        out.Lambda[p][q] = out.Lambda[q][p] = l;
-      }
-    return true;
-  }
-  T L[K][K];
-  for (int r = 0; r < K; ++r)
-    for (int c = 0; c < K; ++c) L[r][c] = sigma[r * ld + c];
-  // S = Rᵀ Σ R, with Σ read symmetrically from its lower triangle.
-  T SR[K][K];
-  for (int r = 0; r < K; ++r)
-    for (int c = 0; c < K; ++c) {
-      T s = 0;
-      for (int k = 0; k < K; ++k) s += (r >= k ? L[r][k] : L[k][r]) * R[k * K + c];
-      SR[r][c] = s;
-    }
-  for (int p = 0; p < K; ++p)
-    for (int q = p; q < K; ++q) {
-      T s = 0;
-      for (int r = 0; r < K; ++r) s += R[r * K + p] * SR[r][q];
-      out.S[p][q] = out.S[q][p] = s;
-    }
-  if (!cholesky(L)) return false;
-  out.logdet = 0;
-  for (int r = 0; r < K; ++r) out.logdet += 2 * std::log(L[r][r]);
-  // Y = L⁻¹ R by forward substitution; Λ = Rᵀ Σ⁻¹ R = Yᵀ Y.
-  T Y[K][K];
-  for (int c = 0; c < K; ++c)
-    for (int r = 0; r < K; ++r) {
-      T s = R[r * K + c];
-      for (int k = 0; k < r; ++k) s -= L[r][k] * Y[k][c];
-      Y[r][c] = s / L[r][r];
-    }
-  for (int p = 0; p < K; ++p)
-    for (int q = p; q < K; ++q) {
-      T s = 0;
-      for (int r = 0; r < K; ++r) s += Y[r][p] * Y[r][q];
-      out.Lambda[p][q] = out.Lambda[q][p] = s;
-    }
+  });
   return true;
 }
 
@@ -138,31 +198,49 @@ GAUGE_ATTN_HOST_DEVICE T norm(const T (&v)[P]) {
   return std::sqrt(s);
 }
 
+// The packing a column at a time: column q of S and Λ gives entries (r, q), r ≤ q, of the packed
+// triangles, and entry q of ν and of −2Λν. `emit(index, value)` receives each entry.
+
+/// Column q of a = [sym(S + ννᵀ), ν, 1] (M8), for a centred ν (all K entries); the last entry, 1,
+/// is the caller's.
+template <class T, int K, class Emit>
+GAUGE_ATTN_HOST_DEVICE void pack_query_column(int q, const T (&S)[K], const T* nu, Emit&& emit) {
+  for (int r = 0; r <= q; ++r) emit(sym_index(K, r, q), S[r] + nu[r] * nu[q]);
+  emit(LiftedWidths<K>::sym + q, nu[q]);
+}
+
+/// Column q of b = −(1/2κ) [sym₂(Λ), −2Λν, νᵀΛν + ln det Σ − K] (M8), `scale` = −1/2κ, for a centred
+/// ν; returns ν_q(Λν)_q, whose sum over q is the νᵀΛν of the last entry (key_constant).
+template <class T, int K, class Emit>
+GAUGE_ATTN_HOST_DEVICE T pack_key_column(int q, const T (&Lambda)[K], const T* nu, T scale, Emit&& emit) {
+  T lambda_nu = 0;  // (Λν)_q; Λ symmetric
+  for (int r = 0; r < K; ++r) lambda_nu += Lambda[r] * nu[r];
+  for (int r = 0; r <= q; ++r) emit(sym_index(K, r, q), scale * (r == q ? Lambda[r] : 2 * Lambda[r]));
+  emit(LiftedWidths<K>::sym + q, scale * (-2 * lambda_nu));
+  return nu[q] * lambda_nu;
+}
+
+/// The last entry of b: −(1/2κ)(νᵀΛν + ln det Σ − K).
+template <class T, int K>
+GAUGE_ATTN_HOST_DEVICE T key_constant(T quadratic, T logdet, T scale) {
+  return scale * (quadratic + logdet - T(K));
+}
+
 /// a = [sym(S + ννᵀ), ν, 1] for a centred ν (M8).
 template <class T, int K, class Out>
 GAUGE_ATTN_HOST_DEVICE void pack_query(const PulledBack<T, K>& q, const T (&nu)[K], Out* a) {
-  int n = 0;
-  for (int r = 0; r < K; ++r)
-    for (int c = r; c < K; ++c) a[n++] = Out(q.S[r][c] + nu[r] * nu[c]);
-  for (int r = 0; r < K; ++r) a[n++] = Out(nu[r]);
-  a[n] = Out(1);
+  for (int c = 0; c < K; ++c) pack_query_column<T, K>(c, q.S[c], nu, [&](int i, T v) { a[i] = Out(v); });
+  a[LiftedWidths<K>::values] = Out(1);
 }
 
 /// b = −(1/2κ) [sym₂(Λ), −2Λν, νᵀΛν + ln det Σ − K] for a centred ν (M8).
 template <class T, int K, class Out>
 GAUGE_ATTN_HOST_DEVICE void pack_key(const PulledBack<T, K>& k, const T (&nu)[K], T kappa, Out* b) {
   const T scale = T(-0.5) / kappa;
-  int n = 0;
-  for (int r = 0; r < K; ++r)
-    for (int c = r; c < K; ++c) b[n++] = Out(scale * (r == c ? k.Lambda[r][c] : 2 * k.Lambda[r][c]));
-  T quad = 0;
-  for (int r = 0; r < K; ++r) {
-    T ln = 0;
-    for (int c = 0; c < K; ++c) ln += k.Lambda[r][c] * nu[c];
-    b[n++] = Out(scale * (-2 * ln));
-    quad += nu[r] * ln;
-  }
-  b[n] = Out(scale * (quad + k.logdet - T(K)));
+  T quadratic = 0;
+  for (int c = 0; c < K; ++c)
+    quadratic += pack_key_column<T, K>(c, k.Lambda[c], nu, scale, [&](int i, T v) { b[i] = Out(v); });
+  b[LiftedWidths<K>::values] = Out(key_constant<T, K>(quadratic, k.logdet, scale));
 }
 
 }  // namespace lifted

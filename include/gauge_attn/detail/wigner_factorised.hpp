@@ -7,68 +7,108 @@
 // (θ ≥ π included). The angles lose precision only where the result stops depending on them:
 // b → 0 or π makes Z(a) commute with the rest, θ → 0 makes Z(θ) → I; so no accuracy is lost as
 // |φ| → 0 or near the poles.
+//
+// The product is computed a column at a time (columns.hpp): the CPU and a GPU thread take the
+// columns in turn, the GPU lift gives each column of a token to its own lane.
 #pragma once
 
 #include <cmath>
 
 #include "../config.hpp"
+#include "columns.hpp"
 
 namespace gauge_attn::detail {
 
-/// In the basis [m=0, c1, s1, …], G_z rotates each plane (c_m, s_m) at rate m, with
-/// G_z[c_m][s_m] = −m and G_z[s_m][c_m] = +m (math.md §2; tested against the tables).
-/// M ← M·Z(t) when `right`, else M ← Z(t)·M, for K×K row-major M. One sincos per call: cos mt and
-/// sin mt follow by angle addition (error ~m ulp, ≤ 1e-14 for ℓ ≤ 24), which keeps the device lift
-/// short (trigonometric calls in double dominated its latency).
+// In the basis [m=0, c1, s1, …], G_z rotates each plane (c_m, s_m) = (2m−1, 2m) at rate m, with
+// G_z[c_m][s_m] = −m and G_z[s_m][c_m] = +m (math.md §2; tested against the tables).
+
+/// Column c of M·Z(t), M row-major K×K: (MZ)[:, c_m] = cos(mt) M[:, c_m] + sin(mt) M[:, s_m],
+/// (MZ)[:, s_m] = −sin(mt) M[:, c_m] + cos(mt) M[:, s_m]; column 0 is unchanged.
 template <int K>
-GAUGE_ATTN_HOST_DEVICE void apply_exp_gz(double* M, double t, bool right) {
+GAUGE_ATTN_HOST_DEVICE void column_times_exp_gz(const double* M, double t, int c, double (&out)[K]) {
+  if (c == 0) {
+    for (int r = 0; r < K; ++r) out[r] = M[r * K];
+    return;
+  }
+  const int m = (c + 1) / 2, cm = 2 * m - 1, sm = 2 * m;
+  const double co = std::cos(m * t), si = std::sin(m * t);
+  for (int r = 0; r < K; ++r) {
+    const double x = M[r * K + cm], y = M[r * K + sm];
+    out[r] = c == cm ? x * co + y * si : -x * si + y * co;
+  }
+}
+
+/// v ← Z(t)·v for one column v. One sincos: cos mt and sin mt follow by angle addition (error
+/// ~m ulp, ≤ 1e-14 for ℓ ≤ 24), which keeps the device lift short (double trigonometry is slow).
+template <int K>
+GAUGE_ATTN_HOST_DEVICE void exp_gz_times_column(double t, double (&v)[K]) {
   const double c1 = std::cos(t), s1 = std::sin(t);
   double co = c1, si = s1;  // cos mt, sin mt
   for (int m = 1; 2 * m < K; ++m) {
-    const int c = 2 * m - 1, s = 2 * m;
-    for (int k = 0; k < K; ++k) {
-      double& x = right ? M[k * K + c] : M[c * K + k];
-      double& y = right ? M[k * K + s] : M[s * K + k];
-      const double xc = x, ys = y;
-      // Z = [[co, −si], [si, co]] on (c, s): right: (x, y)·Z; left: Z·(x, y)ᵀ.
-      x = right ? xc * co + ys * si : co * xc - si * ys;
-      y = right ? -xc * si + ys * co : si * xc + co * ys;
-    }
+    const double x = v[2 * m - 1], y = v[2 * m];
+    v[2 * m - 1] = co * x - si * y;
+    v[2 * m] = si * x + co * y;
     const double next_co = co * c1 - si * s1;
     si = si * c1 + co * s1;
     co = next_co;
   }
 }
 
-/// out = A·B (transpose_b: A·Bᵀ) for K×K row-major matrices.
-template <int K>
-GAUGE_ATTN_HOST_DEVICE void multiply(const double* A, const double* B, double* out, bool transpose_b) {
-  for (int r = 0; r < K; ++r)
-    for (int c = 0; c < K; ++c) {
+/// D = D^ℓ(φ), K = 2ℓ+1, given X = exp(−(π/2) G_x) (row-major), a column at a time: `column(c, d)`
+/// receives column c of D. T and ZY are K×K scratch shared by the workers of `cols`; every worker
+/// calls this (the steps synchronise), and the scratch may be reused when it returns.
+template <int K, class Columns, class Sink>
+GAUGE_ATTN_HOST_DEVICE void wigner_d_columns(const Columns& cols, const double* X, const double phi[3], double* T,
+                                             double* ZY, Sink&& column) {
+  const double theta = std::sqrt(phi[0] * phi[0] + phi[1] * phi[1] + phi[2] * phi[2]);
+  const bool identity = K == 1 || theta == 0.0;
+  // n̂ = φ/θ; any unit vector when D = I (the steps still run: every worker takes the same path).
+  const double n[3] = {identity ? 0.0 : phi[0] / theta, identity ? 0.0 : phi[1] / theta,
+                       identity ? 1.0 : phi[2] / theta};
+  const double a = std::atan2(n[1], n[0]);
+  const double b = std::atan2(std::sqrt(n[0] * n[0] + n[1] * n[1]), n[2]);
+  cols.each([&](int c) {  // T = X Z(b)
+    double v[K];
+    column_times_exp_gz<K>(X, b, c, v);
+    for (int r = 0; r < K; ++r) T[r * K + c] = v[r];
+  });
+  cols.sync();
+  cols.each([&](int c) {  // ZY = Z(a) (X Z(b) Xᵀ) = Z(a) Y(b)
+    double v[K];
+    for (int r = 0; r < K; ++r) {
       double s = 0;
-      for (int p = 0; p < K; ++p) s += A[r * K + p] * (transpose_b ? B[c * K + p] : B[p * K + c]);
-      out[r * K + c] = s;
+      for (int p = 0; p < K; ++p) s += T[r * K + p] * X[c * K + p];
+      v[r] = s;
     }
+    exp_gz_times_column<K>(a, v);
+    for (int r = 0; r < K; ++r) ZY[r * K + c] = v[r];
+  });
+  cols.sync();
+  cols.each([&](int c) {  // T = Z(a) Y(b) Z(θ)
+    double v[K];
+    column_times_exp_gz<K>(ZY, theta, c, v);
+    for (int r = 0; r < K; ++r) T[r * K + c] = v[r];
+  });
+  cols.sync();
+  cols.each([&](int c) {  // D = T (Z(a) Y(b))ᵀ
+    double d[K];
+    for (int r = 0; r < K; ++r) {
+      double s = 0;
+      for (int p = 0; p < K; ++p) s += T[r * K + p] * ZY[c * K + p];
+      d[r] = identity ? double(r == c) : s;
+    }
+    column(c, d);
+  });
+  cols.sync();
 }
 
 /// D = D^ℓ(φ), K = 2ℓ+1, given X = exp(−(π/2) G_x) (row-major). D row-major K×K.
 template <int K>
 GAUGE_ATTN_HOST_DEVICE void wigner_d_factorised(const double* X, const double phi[3], double* D) {
-  const double theta = std::sqrt(phi[0] * phi[0] + phi[1] * phi[1] + phi[2] * phi[2]);
-  for (int k = 0; k < K * K; ++k) D[k] = (k % (K + 1) == 0) ? 1.0 : 0.0;
-  if (K == 1 || theta == 0.0) return;
-  const double n[3] = {phi[0] / theta, phi[1] / theta, phi[2] / theta};
-  const double a = std::atan2(n[1], n[0]);
-  const double b = std::atan2(std::sqrt(n[0] * n[0] + n[1] * n[1]), n[2]);
-  double ZY[K * K], T[K * K];
-  // ZY = Z(a) X Z(b) Xᵀ = Z(a) Y(b)
-  for (int k = 0; k < K * K; ++k) T[k] = X[k];
-  apply_exp_gz<K>(T, b, true);     // X Z(b)
-  multiply<K>(T, X, ZY, true);     // X Z(b) Xᵀ
-  apply_exp_gz<K>(ZY, a, false);   // Z(a) Y(b)
-  for (int k = 0; k < K * K; ++k) T[k] = ZY[k];
-  apply_exp_gz<K>(T, theta, true); // Z(a) Y(b) Z(θ)
-  multiply<K>(T, ZY, D, true);     // … (Z(a) Y(b))ᵀ
+  double T[K * K], ZY[K * K];
+  wigner_d_columns<K>(SerialColumns<K>{}, X, phi, T, ZY, [&](int c, const double(&d)[K]) {
+    for (int r = 0; r < K; ++r) D[r * K + c] = d[r];
+  });
 }
 
 }  // namespace gauge_attn::detail

@@ -3,6 +3,8 @@
 // then the pulled-back beliefs, centred on ν̄, packed into the query and key vectors of (M8) and the
 // message values of (M9), and ½ ln det Σ_i (the row constant of the KL). Computed in double, stored
 // in float (the keys pre-scaled by log2 e for exp2). lift_workspace.cuh owns their workspace.
+// A token's K×K matrices are split over K lanes of a warp (lane_columns.cuh; columns.hpp), with the
+// matrices in shared memory; heads with K > 32 (ℓ ≥ 16) take one thread per token.
 #pragma once
 
 #include <gauge_attn/detail/so3_tables.hpp>
@@ -13,9 +15,12 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
+#include "lane_columns.cuh"
 #include "layout.cuh"
 
 namespace gauge_attn::gpu {
@@ -37,6 +42,7 @@ template <class Spec>
 struct LiftParams {
   HeadLayout heads[Spec::num_heads];
   std::size_t quarter_turns[Spec::num_irreps];  // offset of each irrep's X in `tables`
+  int first_block[Spec::num_heads + 1] = {};    // lift_frames/pack_kernel: head h's blocks start here
   int batch = 0, tokens = 0, embed_dim = 0;
   bool diagonal = true, identity_transport = false;
   const float* mu = nullptr;     // (B, N, E)
@@ -105,30 +111,6 @@ inline constexpr int lift_threads = 128;
 
 namespace detail {
 
-/// R_i = D^ℓ(φ_i) into `frames`, and ν_i = R_iᵀμ_i (zeros for i ≥ n).
-template <int K, class Spec>
-__device__ void lift_frame(const LiftParams<Spec>& p, int b, int h, int i, double (&nu)[K]) {
-  const HeadLayout& head = p.heads[h];
-  for (int k = 0; k < K; ++k) nu[k] = 0;
-  if (i >= p.lengths[b]) return;
-  const std::size_t t = std::size_t(b) * p.tokens + i;
-  double phi[3] = {p.phi[t * 3], p.phi[t * 3 + 1], p.phi[t * 3 + 2]};
-  if (!isfinite(phi[0]) || !isfinite(phi[1]) || !isfinite(phi[2])) {
-    report(p.status, InputError::frame, (long long)t * Spec::num_heads + h);
-    phi[0] = phi[1] = phi[2] = 0;
-  }
-  if (p.identity_transport) phi[0] = phi[1] = phi[2] = 0;
-  double R[K * K];
-  gauge_attn::detail::wigner_d_factorised<K>(p.tables + p.quarter_turns[head.irrep], phi, R);
-  double* out = p.frames + head.frames + t * K * K;
-  for (int k = 0; k < K * K; ++k) out[k] = R[k];
-  const float* mu = p.mu + t * p.embed_dim + head.offset;
-  for (int r = 0; r < K; ++r) {
-    if (!isfinite(mu[r])) report(p.status, InputError::mean, (long long)t * Spec::num_heads + h);
-    for (int k = 0; k < K; ++k) nu[k] += R[r * K + k] * double(mu[r]);  // ν = Rᵀμ
-  }
-}
-
 /// The belief of token t = b·N + i on head h pulled back to the identity frame (§5), in double;
 /// false when Σ is not positive definite.
 template <int K, class Spec>
@@ -147,10 +129,86 @@ __device__ bool pull_back_token(const LiftParams<Spec>& p, int h, std::size_t t,
   return lifted::pull_back<double, K>(R, mu, sigma, K, p.diagonal, pb);
 }
 
-/// Stores a lifted vector (scaled by `scale`) into a row of `stride` elements, zero-padded.
-template <int P, class Out>
-__device__ void store_lifted(const double (&v)[P], double scale, Out* out, int stride) {
-  for (int k = 0; k < stride; ++k) out[k] = k < P ? Out(v[k] * scale) : Out(0);
+}  // namespace detail
+
+/// How the forward lift splits a head of dimension K: K lanes per token (LaneColumns) when K ≤ 32,
+/// else one thread per token taking the columns in turn. Each token has `scratch` doubles of
+/// matrices: R (or T), L (or ZY), Y and the centred ν.
+template <int K>
+struct LiftSplit {
+  static constexpr bool lanes = K <= 32;
+  using Columns = std::conditional_t<lanes, LaneColumns<(lanes ? K : 1)>, gauge_attn::detail::SerialColumns<K>>;
+  static constexpr int tokens_per_warp = lanes ? 32 / K : 32;
+  static constexpr int scratch = 3 * K * K + K;
+  static constexpr int warp_scratch = lanes ? tokens_per_warp * scratch : 0;  // doubles in shared memory
+  /// This thread's token within the block, or −1 for a lane that has none.
+  __device__ static int slot() {
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (!lanes) return threadIdx.x;
+    return lane / K < tokens_per_warp ? warp * tokens_per_warp + lane / K : -1;
+  }
+};
+
+template <int... Ls>
+constexpr int max_warp_scratch(std::integer_sequence<int, Ls...>) {
+  return std::max({1, LiftSplit<2 * Ls + 1>::warp_scratch...});
+}
+
+/// Warps per block of the forward lift: four, two where the widest head's matrices would pass
+/// 48 KB of static shared memory (K ≥ 23; two always fit, K ≤ 31).
+template <class Spec>
+inline constexpr int lift_warps = std::clamp(6000 / max_warp_scratch(typename Spec::spins{}), 2, 4);
+
+/// Tokens of a head of dimension K per block of the forward lift.
+template <class Spec>
+GAUGE_ATTN_HOST_DEVICE constexpr int lift_tokens_per_block(int K) {
+  return lift_warps<Spec> * (K <= 32 ? 32 / K : 32);
+}
+
+namespace detail {
+
+/// A token's input (μ, or Σ's entries) as the column steps index it; for a lane without a token
+/// (padding, or past the block's tokens), the entries of N(0, I): `fill` where k % period == 0.
+struct TokenInput {
+  const float* data;
+  bool valid;
+  int period;
+  double fill;
+  __device__ double operator[](int k) const { return valid ? double(data[k]) : (k % period == 0 ? fill : 0.0); }
+};
+
+/// Token i's frame R_i = D^ℓ(φ_i) (M2) into `frames`, and ν_i = R_iᵀμ_i added to `block_nu` (K sums
+/// in shared memory). Every lane of the warp calls it; `scratch` is the token's (columns.hpp).
+template <int K, class Spec, class Columns>
+__device__ void lift_frame(const LiftParams<Spec>& p, const Columns& cols, int b, int h, int i, bool valid,
+                           double* scratch, double* block_nu) {
+  const HeadLayout& head = p.heads[h];
+  const std::size_t t = std::size_t(b) * p.tokens + (valid ? i : 0);
+  const long long where = (long long)t * Spec::num_heads + h;
+  double phi[3] = {0, 0, 0};
+  if (valid) {
+    for (int k = 0; k < 3; ++k) phi[k] = p.phi[t * 3 + k];
+    if (!isfinite(phi[0]) || !isfinite(phi[1]) || !isfinite(phi[2])) {
+      cols.each([&](int c) {
+        if (c == 0) report(p.status, InputError::frame, where);
+      });
+      phi[0] = phi[1] = phi[2] = 0;
+    }
+    if (p.identity_transport) phi[0] = phi[1] = phi[2] = 0;
+  }
+  const float* mu = p.mu + t * p.embed_dim + head.offset;
+  double* frame = p.frames + head.frames + t * K * K;
+  gauge_attn::detail::wigner_d_columns<K>(cols, p.tables + p.quarter_turns[head.irrep], phi, scratch, scratch + K * K,
+                                          [&](int c, const double(&d)[K]) {
+                                            if (!valid) return;
+                                            double nu = 0;  // (Rᵀμ)_c
+                                            for (int r = 0; r < K; ++r) {
+                                              frame[r * K + c] = d[r];
+                                              nu += d[r] * double(mu[r]);
+                                            }
+                                            if (!isfinite(mu[c])) report(p.status, InputError::mean, where);
+                                            atomicAdd(block_nu + c, nu);
+                                          });
 }
 
 /// Max of the three norms of (P1) over the warp, then one atomic max each (the bits of a
@@ -166,98 +224,199 @@ __device__ void warp_max_norms(const LiftParams<Spec>& p, int b, int h, double (
 }
 
 /// Pulls back token i (§5), centres ν on `mean`, packs a, b (× log2 e) and the values; returns the
-/// norms of (P1) in `norms` (zeros for an invalid token).
-template <int K, class Spec>
-__device__ void lift_pack(const LiftParams<Spec>& p, int b, int h, int i, const double* mean, double (&norms)[3]) {
+/// norms of (P1) in `norms` (zeros for a lane without a valid token). Every lane of the warp calls it.
+template <int K, class Spec, class Columns>
+__device__ void lift_pack(const LiftParams<Spec>& p, const Columns& cols, int b, int h, int i, bool valid,
+                          const double* mean, double* scratch, double (&norms)[3]) {
   using W = LiftedWidths<K>;
   using TS = TileShape<K>;
-  const HeadLayout& head = p.heads[h];
-  const std::size_t t = std::size_t(b) * p.tokens + i;
-  norms[0] = norms[1] = norms[2] = 0;
-  lifted::PulledBack<double, K> pb;
-  if (!pull_back_token<K>(p, h, t, pb)) {
-    report(p.status, InputError::covariance, (long long)t * Spec::num_heads + h);
-    return;
-  }
-  p.half_logdets[std::size_t(h) * p.batch * p.tokens + t] = 0.5 * pb.logdet;
-  double nu[K];
-  for (int k = 0; k < K; ++k) nu[k] = pb.nu[k] - mean[k];
   constexpr double log2e = 1.4426950408889634;
-  double packed[W::lifted], packed_key[W::lifted];
-  lifted::pack_query(pb, nu, packed);
-  lifted::pack_key(pb, nu, head.kappa, packed_key);
-  norms[0] = lifted::norm(packed);
-  norms[1] = lifted::norm(packed_key);
-  norms[2] = lifted::norm(nu);
-  if (p.queries64) {
-    store_lifted(packed, 1.0, p.queries64 + head.queries + t * TS::query_stride, TS::query_stride);
-    store_lifted(packed_key, log2e, p.keys64 + head.keys + t * TS::key_stride, TS::key_stride);
+  const HeadLayout& head = p.heads[h];
+  const std::size_t t = std::size_t(b) * p.tokens + (valid ? i : 0);
+  const int ld = p.diagonal ? 0 : p.embed_dim;
+  const TokenInput mu{p.mu + t * p.embed_dim + head.offset, valid, 1, 0.0};
+  const TokenInput sigma{p.diagonal ? p.sigma + t * p.embed_dim + head.offset
+                                    : p.sigma + (t * p.embed_dim + head.offset) * p.embed_dim + head.offset,
+                         valid, p.diagonal ? 1 : ld + 1, 1.0};
+  double *R = scratch, *L = R + K * K, *Y = L + K * K, *nu = Y + K * K;
+  const double* frame = p.frames + head.frames + t * K * K;
+  cols.each([&](int c) {
+    for (int r = 0; r < K; ++r) R[r * K + c] = valid ? frame[r * K + c] : double(r == c);
+  });
+  cols.sync();
+  cols.each([&](int q) { nu[q] = lifted::pulled_mean<double, K>(q, R, mu) - mean[q]; });
+  cols.sync();
+  double logdet;
+  const bool ok = lifted::pull_back_prepare<double, K>(cols, R, sigma, ld, p.diagonal, L, Y, logdet);
+  if (valid && !ok)
+    cols.each([&](int c) {
+      if (c == 0) report(p.status, InputError::covariance, (long long)t * Spec::num_heads + h);
+    });
+  const bool write = valid && ok;
+  float* query = p.queries ? p.queries + head.queries + t * TS::query_stride : nullptr;
+  float* key = p.keys ? p.keys + head.keys + t * TS::key_stride : nullptr;
+  double* query64 = p.queries64 ? p.queries64 + head.queries + t * TS::query_stride : nullptr;
+  double* key64 = p.keys64 ? p.keys64 + head.keys + t * TS::key_stride : nullptr;
+  float* values = p.values + head.values + t * head.value_stride;
+  auto store = [&](float* f, double* d, int k, double v) {
+    if (!write) return;
+    if (d)
+      d[k] = v;
+    else
+      f[k] = float(v);
+  };
+  const double scale = -0.5 / head.kappa;
+  double query_squares = 0, key_squares = 0, nu_squares = 0, quadratic = 0;
+  cols.each([&](int q) {
+    double S[K], Lambda[K];
+    lifted::pull_back_column<double, K>(q, R, sigma, ld, p.diagonal, L, Y, S, Lambda);
+    lifted::pack_query_column<double, K>(q, S, nu, [&](int k, double v) {
+      query_squares += v * v;
+      store(query, query64, k, v);
+      // Values [ν, sym(S + ννᵀ)]: the mean message reads the first K.
+      if (write && k < W::sym && K + k < head.value_stride) values[K + k] = float(v);
+    });
+    quadratic += lifted::pack_key_column<double, K>(q, Lambda, nu, scale, [&](int k, double v) {
+      key_squares += v * v;
+      store(key, key64, k, v * log2e);
+    });
+    nu_squares += nu[q] * nu[q];
+    if (write) values[q] = float(nu[q]);
+  });
+  const double constant = lifted::key_constant<double, K>(cols.total(quadratic), logdet, scale);
+  query_squares = cols.total(query_squares) + 1;
+  key_squares = cols.total(key_squares) + constant * constant;
+  nu_squares = cols.total(nu_squares);
+  cols.each([&](int c) {
+    if (c != 0 || !write) return;
+    p.half_logdets[std::size_t(h) * p.batch * p.tokens + t] = 0.5 * logdet;
+    for (int k = W::lifted - 1; k < TS::query_stride; ++k) {  // the last entries, then zero padding
+      const bool last = k == W::lifted - 1;
+      store(query, query64, k, last ? 1.0 : 0.0);
+      store(key, key64, k, last ? constant * log2e : 0.0);
+    }
+    for (int k = K + W::sym; k < head.value_stride; ++k) values[k] = 0.f;  // padding
+  });
+  norms[0] = write ? sqrt(query_squares) : 0;
+  norms[1] = write ? sqrt(key_squares) : 0;
+  norms[2] = write ? sqrt(nu_squares) : 0;
+  cols.sync();  // the scratch is free again
+}
+
+/// Runs f(columns, token slot, scratch) for this thread's share of a block's tokens of dimension K:
+/// the scratch in shared memory for lanes, in local memory for a thread per token.
+template <int K, class F>
+__device__ void with_lift_split(double* shared, F&& f) {
+  using Split = LiftSplit<K>;
+  const typename Split::Columns cols{};
+  const int slot = Split::slot();
+  if constexpr (Split::lanes) {
+    f(cols, slot, shared + (slot < 0 ? 0 : slot) * Split::scratch);
   } else {
-    store_lifted(packed, 1.0, p.queries + head.queries + t * TS::query_stride, TS::query_stride);
-    store_lifted(packed_key, log2e, p.keys + head.keys + t * TS::key_stride, TS::key_stride);
+    double local[Split::scratch];
+    f(cols, slot, local);
   }
-  // Values [ν, sym(S + ννᵀ)]: the mean message reads the first K.
-  float* v = p.values + head.values + t * head.value_stride;
-  for (int k = 0; k < head.value_stride; ++k) v[k] = k < K ? float(nu[k]) : k < K + W::sym ? float(packed[k - K]) : 0.f;
+}
+
+/// The head whose blocks contain block x of a flattened grid (first_block is ascending).
+template <class Spec>
+__device__ int head_of_block(const LiftParams<Spec>& p, int x) {
+  int h = 0;
+  while (h + 1 < Spec::num_heads && x >= p.first_block[h + 1]) ++h;
+  return h;
 }
 
 }  // namespace detail
 
-/// Grid (⌈N/128⌉, H, B): R_i into `frames`, Σ_i ν_i into `means` (atomically, one add per block).
+/// Threads per block of the forward lift kernels (at least 64: one thread per component of ν).
 template <class Spec>
-__global__ void __launch_bounds__(lift_threads) lift_frames_kernel(LiftParams<Spec> p) {
-  __shared__ double scratch[lift_threads / 32 * (2 * max_supported_l + 1)];
-  const int b = blockIdx.z, h = blockIdx.y, i = blockIdx.x * lift_threads + threadIdx.x;
+inline constexpr int lift_block_threads = 32 * lift_warps<Spec>;
+static_assert(2 * 32 >= 2 * max_supported_l + 1, "gauge_attn::gpu: the lift reduces ν with a thread per component");
+
+/// Doubles of shared memory for the token matrices of one block of the forward lift.
+template <class Spec>
+inline constexpr int lift_shared_doubles = lift_warps<Spec> * max_warp_scratch(typename Spec::spins{});
+
+/// Grid (Σ_h ⌈N / tokens per block⌉, B): R_i into `frames`, Σ_i ν_i into `means` (atomically, one
+/// add per block and component).
+template <class Spec>
+__global__ void __launch_bounds__(lift_block_threads<Spec>) lift_frames_kernel(LiftParams<Spec> p) {
+  __shared__ double shared[lift_shared_doubles<Spec>];
+  __shared__ double block_nu[2 * max_supported_l + 1];
+  const int b = blockIdx.y, h = detail::head_of_block(p, blockIdx.x);
   const HeadLayout& head = p.heads[h];
   visit_spin(head.irrep, typename Spec::spins{}, [&](auto spin) {
     constexpr int K = 2 * decltype(spin)::value + 1;
-    double nu[K];
-    detail::lift_frame<K>(p, b, h, i, nu);
-    detail::block_sums<lift_threads>(nu, scratch);
-    if (threadIdx.x == 0)
-      for (int k = 0; k < K; ++k)
-        if (nu[k] != 0) atomicAdd(p.means + head.means + std::size_t(b) * K + k, nu[k]);
+    const int first = (blockIdx.x - p.first_block[h]) * lift_tokens_per_block<Spec>(K);
+    if (threadIdx.x < K) block_nu[threadIdx.x] = 0;
+    __syncthreads();
+    detail::with_lift_split<K>(shared, [&](const auto& cols, int slot, double* scratch) {
+      const int i = first + slot;
+      detail::lift_frame<K>(p, cols, b, h, i, slot >= 0 && i < p.lengths[b], scratch, block_nu);
+    });
+    __syncthreads();
+    if (threadIdx.x < K && block_nu[threadIdx.x] != 0)
+      atomicAdd(p.means + head.means + std::size_t(b) * K + threadIdx.x, block_nu[threadIdx.x]);
   });
 }
 
-/// Grid (⌈N/128⌉, H, B): pull back, centre on ν̄ = Σν/n, pack.
+/// Grid as lift_frames_kernel: pull back, centre on ν̄ = Σν/n, pack.
 template <class Spec>
-__global__ void __launch_bounds__(lift_threads) lift_pack_kernel(LiftParams<Spec> p) {
-  const int b = blockIdx.z, h = blockIdx.y, i = blockIdx.x * lift_threads + threadIdx.x;
+__global__ void __launch_bounds__(lift_block_threads<Spec>) lift_pack_kernel(LiftParams<Spec> p) {
+  __shared__ double shared[lift_shared_doubles<Spec>];
+  __shared__ double mean[2 * max_supported_l + 1];
+  const int b = blockIdx.y, h = detail::head_of_block(p, blockIdx.x);
   const HeadLayout& head = p.heads[h];
   const int n = p.lengths[b];
-  if (blockIdx.x * lift_threads >= n) return;  // whole warps stay for the norms' reduction
   visit_spin(head.irrep, typename Spec::spins{}, [&](auto spin) {
     constexpr int K = 2 * decltype(spin)::value + 1;
-    double mean[K], norms[3] = {0, 0, 0};
-    for (int k = 0; k < K; ++k) mean[k] = p.means[head.means + std::size_t(b) * K + k] / n;
-    if (i < n) detail::lift_pack<K>(p, b, h, i, mean, norms);
+    const int first = (blockIdx.x - p.first_block[h]) * lift_tokens_per_block<Spec>(K);
+    if (first >= n) return;  // the whole block
+    if (threadIdx.x < K) mean[threadIdx.x] = p.means[head.means + std::size_t(b) * K + threadIdx.x] / n;
+    __syncthreads();
+    double norms[3];
+    detail::with_lift_split<K>(shared, [&](const auto& cols, int slot, double* scratch) {
+      const int i = first + slot;
+      detail::lift_pack<K>(p, cols, b, h, i, slot >= 0 && i < n, mean, scratch, norms);
+    });
     detail::warp_max_norms(p, b, h, norms);
   });
 }
 
-/// Both steps in one block per (sequence, head), for N ≤ 128: grid (1, H, B). The sums are
-/// reduced in the block and written (not added) to `means`, which needs no clearing.
+/// Both steps in one block per (sequence, head), for N ≤ 128: grid (H, B). The sums are reduced
+/// in the block and written (not added) to `means`, which needs no clearing.
 template <class Spec>
-__global__ void __launch_bounds__(lift_threads) lift_sequence_kernel(LiftParams<Spec> p) {
-  __shared__ double scratch[lift_threads / 32 * (2 * max_supported_l + 1)];
-  __shared__ double mean[2 * max_supported_l + 1];
-  const int b = blockIdx.z, h = blockIdx.y, i = threadIdx.x;
+__global__ void __launch_bounds__(lift_block_threads<Spec>) lift_sequence_kernel(LiftParams<Spec> p) {
+  __shared__ double shared[lift_shared_doubles<Spec>];
+  __shared__ double block_nu[2 * max_supported_l + 1];
+  const int b = blockIdx.y, h = blockIdx.x;
   const HeadLayout& head = p.heads[h];
   const int n = p.lengths[b];
   visit_spin(head.irrep, typename Spec::spins{}, [&](auto spin) {
     constexpr int K = 2 * decltype(spin)::value + 1;
-    double nu[K];
-    detail::lift_frame<K>(p, b, h, i, nu);
-    detail::block_sums<lift_threads>(nu, scratch);
-    if (threadIdx.x == 0)
-      for (int k = 0; k < K; ++k) {
-        p.means[head.means + std::size_t(b) * K + k] = nu[k];
-        mean[k] = nu[k] / n;
+    constexpr int per_block = lift_tokens_per_block<Spec>(K);
+    if (threadIdx.x < K) block_nu[threadIdx.x] = 0;
+    __syncthreads();
+    detail::with_lift_split<K>(shared, [&](const auto& cols, int slot, double* scratch) {
+      for (int first = 0; first < n; first += per_block) {
+        const int i = first + slot;
+        detail::lift_frame<K>(p, cols, b, h, i, slot >= 0 && i < n, scratch, block_nu);
       }
+    });
+    __syncthreads();  // every frame and ν written
+    if (threadIdx.x < K) p.means[head.means + std::size_t(b) * K + threadIdx.x] = block_nu[threadIdx.x];
+    __syncthreads();
+    if (threadIdx.x < K) block_nu[threadIdx.x] /= n;  // now ν̄
     __syncthreads();
     double norms[3] = {0, 0, 0};
-    if (i < n) detail::lift_pack<K>(p, b, h, i, mean, norms);
+    detail::with_lift_split<K>(shared, [&](const auto& cols, int slot, double* scratch) {
+      for (int first = 0; first < n; first += per_block) {
+        const int i = first + slot;
+        double token_norms[3];
+        detail::lift_pack<K>(p, cols, b, h, i, slot >= 0 && i < n, block_nu, scratch, token_norms);
+        for (int k = 0; k < 3; ++k) norms[k] = fmax(norms[k], token_norms[k]);
+      }
+    });
     detail::warp_max_norms(p, b, h, norms);
   });
 }
