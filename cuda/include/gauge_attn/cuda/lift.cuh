@@ -154,16 +154,26 @@ constexpr int max_warp_scratch(std::integer_sequence<int, Ls...>) {
   return std::max({1, LiftSplit<2 * Ls + 1>::warp_scratch...});
 }
 
-/// Warps per block of the forward lift: four, two where the widest head's matrices would pass
-/// 48 KB of static shared memory (K ≥ 23; two always fit, K ≤ 31).
-template <class Spec>
-inline constexpr int lift_warps = std::clamp(6000 / max_warp_scratch(typename Spec::spins{}), 2, 4);
+/// The blocks of the forward lift: up to MaxWarps warps, fewer where the widest head's matrices
+/// would pass 48 KB of static shared memory (two always fit: K ≤ 31 for lanes).
+template <class Spec, int MaxWarps>
+struct LiftBlock {
+  static constexpr int warp_scratch = max_warp_scratch(typename Spec::spins{});
+  static constexpr int warps = std::clamp(6000 / warp_scratch, 2, MaxWarps);
+  static constexpr int threads = 32 * warps;  // ≥ 64 ≥ K: a thread per component of ν
+  static constexpr int shared_doubles = warps * warp_scratch;
+  /// Tokens of a head of dimension K per block.
+  GAUGE_ATTN_HOST_DEVICE static constexpr int tokens(int K) { return warps * (K <= 32 ? 32 / K : 32); }
+};
+static_assert(2 * 32 >= 2 * max_supported_l + 1, "gauge_attn::gpu: the lift reduces ν with a thread per component");
 
-/// Tokens of a head of dimension K per block of the forward lift.
+/// lift_frames_kernel and lift_pack_kernel: many blocks of four warps.
 template <class Spec>
-GAUGE_ATTN_HOST_DEVICE constexpr int lift_tokens_per_block(int K) {
-  return lift_warps<Spec> * (K <= 32 ? 32 / K : 32);
-}
+using TokenLiftBlock = LiftBlock<Spec, 4>;
+/// lift_sequence_kernel, one block per (sequence, head): up to 16 warps, so that N ≤ 128 tokens
+/// take few passes.
+template <class Spec>
+using SequenceLiftBlock = LiftBlock<Spec, 16>;
 
 namespace detail {
 
@@ -328,26 +338,17 @@ __device__ int head_of_block(const LiftParams<Spec>& p, int x) {
 
 }  // namespace detail
 
-/// Threads per block of the forward lift kernels (at least 64: one thread per component of ν).
-template <class Spec>
-inline constexpr int lift_block_threads = 32 * lift_warps<Spec>;
-static_assert(2 * 32 >= 2 * max_supported_l + 1, "gauge_attn::gpu: the lift reduces ν with a thread per component");
-
-/// Doubles of shared memory for the token matrices of one block of the forward lift.
-template <class Spec>
-inline constexpr int lift_shared_doubles = lift_warps<Spec> * max_warp_scratch(typename Spec::spins{});
-
 /// Grid (Σ_h ⌈N / tokens per block⌉, B): R_i into `frames`, Σ_i ν_i into `means` (atomically, one
 /// add per block and component).
 template <class Spec>
-__global__ void __launch_bounds__(lift_block_threads<Spec>) lift_frames_kernel(LiftParams<Spec> p) {
-  __shared__ double shared[lift_shared_doubles<Spec>];
+__global__ void __launch_bounds__(TokenLiftBlock<Spec>::threads) lift_frames_kernel(LiftParams<Spec> p) {
+  __shared__ double shared[TokenLiftBlock<Spec>::shared_doubles];
   __shared__ double block_nu[2 * max_supported_l + 1];
   const int b = blockIdx.y, h = detail::head_of_block(p, blockIdx.x);
   const HeadLayout& head = p.heads[h];
   visit_spin(head.irrep, typename Spec::spins{}, [&](auto spin) {
     constexpr int K = 2 * decltype(spin)::value + 1;
-    const int first = (blockIdx.x - p.first_block[h]) * lift_tokens_per_block<Spec>(K);
+    const int first = (blockIdx.x - p.first_block[h]) * TokenLiftBlock<Spec>::tokens(K);
     if (threadIdx.x < K) block_nu[threadIdx.x] = 0;
     __syncthreads();
     detail::with_lift_split<K>(shared, [&](const auto& cols, int slot, double* scratch) {
@@ -362,15 +363,15 @@ __global__ void __launch_bounds__(lift_block_threads<Spec>) lift_frames_kernel(L
 
 /// Grid as lift_frames_kernel: pull back, centre on ν̄ = Σν/n, pack.
 template <class Spec>
-__global__ void __launch_bounds__(lift_block_threads<Spec>) lift_pack_kernel(LiftParams<Spec> p) {
-  __shared__ double shared[lift_shared_doubles<Spec>];
+__global__ void __launch_bounds__(TokenLiftBlock<Spec>::threads) lift_pack_kernel(LiftParams<Spec> p) {
+  __shared__ double shared[TokenLiftBlock<Spec>::shared_doubles];
   __shared__ double mean[2 * max_supported_l + 1];
   const int b = blockIdx.y, h = detail::head_of_block(p, blockIdx.x);
   const HeadLayout& head = p.heads[h];
   const int n = p.lengths[b];
   visit_spin(head.irrep, typename Spec::spins{}, [&](auto spin) {
     constexpr int K = 2 * decltype(spin)::value + 1;
-    const int first = (blockIdx.x - p.first_block[h]) * lift_tokens_per_block<Spec>(K);
+    const int first = (blockIdx.x - p.first_block[h]) * TokenLiftBlock<Spec>::tokens(K);
     if (first >= n) return;  // the whole block
     if (threadIdx.x < K) mean[threadIdx.x] = p.means[head.means + std::size_t(b) * K + threadIdx.x] / n;
     __syncthreads();
@@ -386,15 +387,15 @@ __global__ void __launch_bounds__(lift_block_threads<Spec>) lift_pack_kernel(Lif
 /// Both steps in one block per (sequence, head), for N ≤ 128: grid (H, B). The sums are reduced
 /// in the block and written (not added) to `means`, which needs no clearing.
 template <class Spec>
-__global__ void __launch_bounds__(lift_block_threads<Spec>) lift_sequence_kernel(LiftParams<Spec> p) {
-  __shared__ double shared[lift_shared_doubles<Spec>];
+__global__ void __launch_bounds__(SequenceLiftBlock<Spec>::threads) lift_sequence_kernel(LiftParams<Spec> p) {
+  __shared__ double shared[SequenceLiftBlock<Spec>::shared_doubles];
   __shared__ double block_nu[2 * max_supported_l + 1];
   const int b = blockIdx.y, h = blockIdx.x;
   const HeadLayout& head = p.heads[h];
   const int n = p.lengths[b];
   visit_spin(head.irrep, typename Spec::spins{}, [&](auto spin) {
     constexpr int K = 2 * decltype(spin)::value + 1;
-    constexpr int per_block = lift_tokens_per_block<Spec>(K);
+    constexpr int per_block = SequenceLiftBlock<Spec>::tokens(K);
     if (threadIdx.x < K) block_nu[threadIdx.x] = 0;
     __syncthreads();
     detail::with_lift_split<K>(shared, [&](const auto& cols, int slot, double* scratch) {

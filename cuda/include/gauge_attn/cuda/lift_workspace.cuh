@@ -62,20 +62,19 @@ class LiftWorkspace {
     p.means = raw(means_);
     p.half_logdets = raw(half_logdets_);
     p.status = raw(status_);
-    constexpr int threads = lift_block_threads<Spec>;
     if (q.tokens <= lift_threads) {  // one block per sequence and head: one launch, nothing to clear
-      lift_sequence_kernel<Spec><<<dim3(H, q.batch), threads, 0, stream>>>(p);
+      lift_sequence_kernel<Spec><<<dim3(H, q.batch), SequenceLiftBlock<Spec>::threads, 0, stream>>>(p);
       GAUGE_ATTN_CUDA_CHECK_LAUNCH(lift_sequence_kernel);
     } else {
       GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(p.means, 0, means_.size() * sizeof(double), stream));
       for (int h = 0; h < H; ++h) {  // each head's blocks cover its N tokens
-        const int per_block = lift_tokens_per_block<Spec>(heads_[h].dim);
+        const int per_block = TokenLiftBlock<Spec>::tokens(heads_[h].dim);
         p.first_block[h + 1] = p.first_block[h] + (q.tokens + per_block - 1) / per_block;
       }
       const dim3 grid(p.first_block[H], q.batch);
-      lift_frames_kernel<Spec><<<grid, threads, 0, stream>>>(p);
+      lift_frames_kernel<Spec><<<grid, TokenLiftBlock<Spec>::threads, 0, stream>>>(p);
       GAUGE_ATTN_CUDA_CHECK_LAUNCH(lift_frames_kernel);
-      lift_pack_kernel<Spec><<<grid, threads, 0, stream>>>(p);
+      lift_pack_kernel<Spec><<<grid, TokenLiftBlock<Spec>::threads, 0, stream>>>(p);
       GAUGE_ATTN_CUDA_CHECK_LAUNCH(lift_pack_kernel);
     }
   }
