@@ -12,3 +12,12 @@
 #else
 #define GAUGE_ATTN_HOST_DEVICE
 #endif
+
+// Full unrolling of the fixed-length loops of the shared per-belief maths (lifted.hpp and
+// detail/wigner_factorised.hpp) in device code, where it turns their K-vectors into registers
+// and lets the loads of one step overlap; nothing on the host.
+#if defined(__CUDA_ARCH__)
+#define GAUGE_ATTN_UNROLL _Pragma("unroll")
+#else
+#define GAUGE_ATTN_UNROLL
+#endif

@@ -138,6 +138,7 @@ GAUGE_ATTN_HOST_DEVICE bool pull_back_prepare(const Columns& cols, const T* R, I
 template <class T, int K, class In>
 GAUGE_ATTN_HOST_DEVICE T pulled_mean(int q, const T* R, In mu) {
   T s = 0;
+  GAUGE_ATTN_UNROLL
   for (int r = 0; r < K; ++r) s += R[r * K + q] * T(mu[r]);
   return s;
 }
@@ -147,20 +148,24 @@ template <class T, int K, class In>
 GAUGE_ATTN_HOST_DEVICE void pull_back_column(int q, const T* R, In sigma, int ld, bool diagonal, const T* L,
                                              const T* Y, T (&S)[K], T (&Lambda)[K]) {
   T w[K], u[K];  // (ΣR)[:, q] and (Σ⁻¹R)[:, q] (diagonal), or (ΣR)[:, q] and Y[:, q]
+  GAUGE_ATTN_UNROLL
   for (int r = 0; r < K; ++r) {
     if (diagonal) {
       w[r] = R[r * K + q] * T(sigma[r]);
       u[r] = R[r * K + q] * L[r];
     } else {
       T s = 0;
+      GAUGE_ATTN_UNROLL
       for (int k = 0; k < K; ++k) s += covariance_entry<T>(sigma, ld, false, r, k) * R[k * K + q];
       w[r] = s;
       u[r] = Y[r * K + q];
     }
   }
   const T* V = diagonal ? R : Y;  // Λ = Rᵀ(Σ⁻¹R) or YᵀY
+  GAUGE_ATTN_UNROLL
   for (int p = 0; p < K; ++p) {
     T s = 0, l = 0;
+    GAUGE_ATTN_UNROLL
     for (int r = 0; r < K; ++r) {
       s += R[r * K + p] * w[r];
       l += V[r * K + p] * u[r];
@@ -205,7 +210,9 @@ GAUGE_ATTN_HOST_DEVICE T norm(const T (&v)[P]) {
 /// is the caller's.
 template <class T, int K, class Emit>
 GAUGE_ATTN_HOST_DEVICE void pack_query_column(int q, const T (&S)[K], const T* nu, Emit&& emit) {
-  for (int r = 0; r <= q; ++r) emit(sym_index(K, r, q), S[r] + nu[r] * nu[q]);
+  GAUGE_ATTN_UNROLL
+  for (int r = 0; r < K; ++r)
+    if (r <= q) emit(sym_index(K, r, q), S[r] + nu[r] * nu[q]);
   emit(LiftedWidths<K>::sym + q, nu[q]);
 }
 
@@ -214,8 +221,11 @@ GAUGE_ATTN_HOST_DEVICE void pack_query_column(int q, const T (&S)[K], const T* n
 template <class T, int K, class Emit>
 GAUGE_ATTN_HOST_DEVICE T pack_key_column(int q, const T (&Lambda)[K], const T* nu, T scale, Emit&& emit) {
   T lambda_nu = 0;  // (Λν)_q; Λ symmetric
+  GAUGE_ATTN_UNROLL
   for (int r = 0; r < K; ++r) lambda_nu += Lambda[r] * nu[r];
-  for (int r = 0; r <= q; ++r) emit(sym_index(K, r, q), scale * (r == q ? Lambda[r] : 2 * Lambda[r]));
+  GAUGE_ATTN_UNROLL
+  for (int r = 0; r < K; ++r)
+    if (r <= q) emit(sym_index(K, r, q), scale * (r == q ? Lambda[r] : 2 * Lambda[r]));
   emit(LiftedWidths<K>::sym + q, scale * (-2 * lambda_nu));
   return nu[q] * lambda_nu;
 }

@@ -27,11 +27,13 @@ namespace gauge_attn::detail {
 template <int K>
 GAUGE_ATTN_HOST_DEVICE void column_times_exp_gz(const double* M, double t, int c, double (&out)[K]) {
   if (c == 0) {
+    GAUGE_ATTN_UNROLL
     for (int r = 0; r < K; ++r) out[r] = M[r * K];
     return;
   }
   const int m = (c + 1) / 2, cm = 2 * m - 1, sm = 2 * m;
   const double co = std::cos(m * t), si = std::sin(m * t);
+  GAUGE_ATTN_UNROLL
   for (int r = 0; r < K; ++r) {
     const double x = M[r * K + cm], y = M[r * K + sm];
     out[r] = c == cm ? x * co + y * si : -x * si + y * co;
@@ -44,6 +46,7 @@ template <int K>
 GAUGE_ATTN_HOST_DEVICE void exp_gz_times_column(double t, double (&v)[K]) {
   const double c1 = std::cos(t), s1 = std::sin(t);
   double co = c1, si = s1;  // cos mt, sin mt
+  GAUGE_ATTN_UNROLL
   for (int m = 1; 2 * m < K; ++m) {
     const double x = v[2 * m - 1], y = v[2 * m];
     v[2 * m - 1] = co * x - si * y;
@@ -70,30 +73,37 @@ GAUGE_ATTN_HOST_DEVICE void wigner_d_columns(const Columns& cols, const double* 
   cols.each([&](int c) {  // T = X Z(b)
     double v[K];
     column_times_exp_gz<K>(X, b, c, v);
+    GAUGE_ATTN_UNROLL
     for (int r = 0; r < K; ++r) T[r * K + c] = v[r];
   });
   cols.sync();
   cols.each([&](int c) {  // ZY = Z(a) (X Z(b) Xᵀ) = Z(a) Y(b)
     double v[K];
+    GAUGE_ATTN_UNROLL
     for (int r = 0; r < K; ++r) {
       double s = 0;
+      GAUGE_ATTN_UNROLL
       for (int p = 0; p < K; ++p) s += T[r * K + p] * X[c * K + p];
       v[r] = s;
     }
     exp_gz_times_column<K>(a, v);
+    GAUGE_ATTN_UNROLL
     for (int r = 0; r < K; ++r) ZY[r * K + c] = v[r];
   });
   cols.sync();
   cols.each([&](int c) {  // T = Z(a) Y(b) Z(θ)
     double v[K];
     column_times_exp_gz<K>(ZY, theta, c, v);
+    GAUGE_ATTN_UNROLL
     for (int r = 0; r < K; ++r) T[r * K + c] = v[r];
   });
   cols.sync();
   cols.each([&](int c) {  // D = T (Z(a) Y(b))ᵀ
     double d[K];
+    GAUGE_ATTN_UNROLL
     for (int r = 0; r < K; ++r) {
       double s = 0;
+      GAUGE_ATTN_UNROLL
       for (int p = 0; p < K; ++p) s += T[r * K + p] * ZY[c * K + p];
       d[r] = identity ? double(r == c) : s;
     }

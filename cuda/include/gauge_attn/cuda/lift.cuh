@@ -23,6 +23,12 @@
 #include "lane_columns.cuh"
 #include "layout.cuh"
 
+/// Heads of dimension K ≥ this (and ≤ 32) lift a token on K lanes, narrower ones a token per thread;
+/// a tuning knob.
+#ifndef GAUGE_ATTN_LIFT_LANES_MIN_DIM
+#define GAUGE_ATTN_LIFT_LANES_MIN_DIM 1
+#endif
+
 namespace gauge_attn::gpu {
 
 /// Why an input was refused on the device; reported with the first offending (b, n, head). The
@@ -131,12 +137,15 @@ __device__ bool pull_back_token(const LiftParams<Spec>& p, int h, std::size_t t,
 
 }  // namespace detail
 
-/// How the forward lift splits a head of dimension K: K lanes per token (LaneColumns) when K ≤ 32,
-/// else one thread per token taking the columns in turn. Each token has `scratch` doubles of
+/// Does the forward lift give a token of a head of dimension K its own K lanes?
+GAUGE_ATTN_HOST_DEVICE constexpr bool lift_on_lanes(int K) { return K >= GAUGE_ATTN_LIFT_LANES_MIN_DIM && K <= 32; }
+
+/// How the forward lift splits a head of dimension K: K lanes per token (LaneColumns) when
+/// lift_on_lanes(K), else one thread per token taking the columns in turn. Each token has `scratch` doubles of
 /// matrices: R (or T), L (or ZY), Y and the centred ν.
 template <int K>
 struct LiftSplit {
-  static constexpr bool lanes = K <= 32;
+  static constexpr bool lanes = lift_on_lanes(K);
   using Columns = std::conditional_t<lanes, LaneColumns<(lanes ? K : 1)>, gauge_attn::detail::SerialColumns<K>>;
   static constexpr int tokens_per_warp = lanes ? 32 / K : 32;
   static constexpr int scratch = 3 * K * K + K;
@@ -155,7 +164,7 @@ constexpr int max_warp_scratch(std::integer_sequence<int, Ls...>) {
 }
 
 /// The blocks of the forward lift: up to MaxWarps warps, fewer where the widest head's matrices
-/// would pass 48 KB of static shared memory (two always fit: K ≤ 31 for lanes).
+/// would pass 48 KB of static shared memory (two always fit: K ≤ 31 on lanes).
 template <class Spec, int MaxWarps>
 struct LiftBlock {
   static constexpr int warp_scratch = max_warp_scratch(typename Spec::spins{});
@@ -163,7 +172,7 @@ struct LiftBlock {
   static constexpr int threads = 32 * warps;  // ≥ 64 ≥ K: a thread per component of ν
   static constexpr int shared_doubles = warps * warp_scratch;
   /// Tokens of a head of dimension K per block.
-  GAUGE_ATTN_HOST_DEVICE static constexpr int tokens(int K) { return warps * (K <= 32 ? 32 / K : 32); }
+  GAUGE_ATTN_HOST_DEVICE static constexpr int tokens(int K) { return warps * (lift_on_lanes(K) ? 32 / K : 32); }
 };
 static_assert(2 * 32 >= 2 * max_supported_l + 1, "gauge_attn::gpu: the lift reduces ν with a thread per component");
 
