@@ -35,7 +35,8 @@ struct LaneColumns {
   template <class T>
   __device__ T total(T x) const {
     T s = 0;
-    for (int c = 0; c < K; ++c) s += __shfl_sync(0xffffffffu, x, first + c);
+#pragma unroll
+    for (int c = 0; c < K; ++c) s += __shfl_sync(0xffffffffu, x, first + c);  // the K shuffles issue together
     return s;
   }
 };
