@@ -16,6 +16,10 @@
 //    terms of ~10² that cancel; observed ≤ 6e-14).
 //  - pull-back quantities and Cholesky factors against Eigen: 1e-12 relative to the largest entry
 //    (a few K-term dot products and one triangular solve; observed ~1e-15).
+//  - the column steps (detail/columns.hpp) with the columns taken in reverse order: bitwise equal,
+//    but for the sums over columns (ln det Σ), which may round differently: 1e-14 relative.
+#include <gauge_attn/detail/so3_tables.hpp>
+#include <gauge_attn/detail/wigner_factorised.hpp>
 #include <gauge_attn/kl.hpp>
 #include <gauge_attn/lifted.hpp>
 #include <gauge_attn/wigner.hpp>
@@ -387,6 +391,76 @@ void check_non_spd_rejected(std::uint32_t seed) {
   }
 }
 
+/// The column executor of detail/columns.hpp with the columns of each step taken last to first. A
+/// step that read a column another worker writes in the same step (a race when the GPU gives every
+/// column its own lane) would see new values in one order and old ones in the other.
+template <int K>
+struct ReversedColumns {
+  template <class F>
+  void each(F&& f) const {
+    for (int c = K - 1; c >= 0; --c) f(c);
+  }
+  void sync() const {}
+  template <class T>
+  T total(T x) const {
+    return x;
+  }
+};
+
+/// D^ℓ(φ), the pull-back and the packed a, b of one token through the column steps of `cols`.
+template <int K, class Columns>
+void lift_by_columns(const Columns& cols, const Token<K>& tok, const double phi[3], std::vector<double>& D,
+                     std::vector<double>& a, std::vector<double>& b, double& logdet, bool& ok) {
+  using W = LiftedWidths<K>;
+  const int l = (K - 1) / 2;
+  const std::vector<double>& X = gauge_attn::detail::quarter_turn_table(l);
+  std::vector<double> T(K * K), ZY(K * K), L(K * K), Y(K * K), nu(K);
+  D.assign(K * K, 0.0);
+  gauge_attn::detail::wigner_d_columns<K>(cols, X.data(), phi, T.data(), ZY.data(), [&](int c, const double(&d)[K]) {
+    for (int r = 0; r < K; ++r) D[r * K + c] = d[r];
+  });
+  const std::vector<double> sigma = tok.sigma_data();
+  ok = gauge_attn::lifted::pull_back_prepare<double, K>(cols, D.data(), sigma.data(), K, tok.diagonal, L.data(),
+                                                        Y.data(), logdet);
+  cols.each([&](int q) { nu[q] = gauge_attn::lifted::pulled_mean<double, K>(q, D.data(), tok.mu.data()) - 1.5; });
+  a.assign(W::lifted, 0.0);
+  b.assign(W::lifted, 0.0);
+  double quadratic = 0;
+  cols.each([&](int q) {
+    double S[K], Lambda[K];
+    gauge_attn::lifted::pull_back_column<double, K>(q, D.data(), sigma.data(), K, tok.diagonal, L.data(), Y.data(), S,
+                                                    Lambda);
+    gauge_attn::lifted::pack_query_column<double, K>(q, S, nu.data(), [&](int i, double v) { a[i] = v; });
+    quadratic += gauge_attn::lifted::pack_key_column<double, K>(q, Lambda, nu.data(), -0.5,
+                                                                [&](int i, double v) { b[i] = v; });
+  });
+  b[W::values] = gauge_attn::lifted::key_constant<double, K>(cols.total(quadratic), logdet, -0.5);
+}
+
+template <int L>
+void check_column_order(std::uint32_t seed) {
+  constexpr int K = 2 * L + 1;
+  std::mt19937 rng(seed);
+  for (bool diagonal : {true, false}) {
+    const Token<K> tok = random_token<K>(rng, diagonal);
+    const Eigen::Vector3d phi = random_frame(rng);
+    std::vector<double> D1, a1, b1, D2, a2, b2;
+    double logdet1 = 0, logdet2 = 0;
+    bool ok1 = false, ok2 = false;
+    lift_by_columns<K>(gauge_attn::detail::SerialColumns<K>{}, tok, phi.data(), D1, a1, b1, logdet1, ok1);
+    lift_by_columns<K>(ReversedColumns<K>{}, tok, phi.data(), D2, a2, b2, logdet2, ok2);
+    CAPTURE(K, diagonal);
+    REQUIRE(ok1);
+    REQUIRE(ok2);
+    CHECK(D1 == D2);
+    CHECK((Eigen::Map<const Mat<K>>(D1.data()).transpose() - gauge_attn::wigner_d(L, phi)).cwiseAbs().maxCoeff() <= 1e-12);
+    CHECK(std::abs(logdet1 - logdet2) <= 1e-14 * std::max(1.0, std::abs(logdet1)));
+    CHECK(a1 == a2);
+    for (int i = 0; i + 1 < LiftedWidths<K>::lifted; ++i) CHECK(b1[i] == b2[i]);  // the last entry sums ln det Σ
+    CHECK(std::abs(b1.back() - b2.back()) <= 1e-13 * std::max(1.0, std::abs(b1.back())));
+  }
+}
+
 template <int K>
 void check_cholesky(std::uint32_t seed) {
   std::mt19937 rng(seed);
@@ -468,6 +542,14 @@ TEST_CASE("lifted: pull_back returns false for non-SPD covariances", "[lifted]")
   check_non_spd_rejected<1>(362);
   check_non_spd_rejected<2>(363);
   check_non_spd_rejected<3>(364);
+}
+
+TEST_CASE("lifted: the column steps give the same lift in any column order (no step reads what it writes)", "[lifted]") {
+  check_column_order<0>(381);
+  check_column_order<1>(382);
+  check_column_order<2>(383);
+  check_column_order<4>(384);
+  check_column_order<8>(385);
 }
 
 TEST_CASE("lifted: cholesky matches Eigen's LLT and rejects non-PD matrices", "[lifted]") {

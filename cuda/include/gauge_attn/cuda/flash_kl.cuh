@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "copy_rows.cuh"
 #include "flash_kl_rows.cuh"
 #include "flash_kl_tensor_core.cuh"
 #include "layout.cuh"
@@ -92,19 +93,8 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
   auto load_stage = [&](int st, int t0) {
     Score* sk = reinterpret_cast<Score*>(smem + st * stage_bytes);
     float* sv = reinterpret_cast<float*>(sk + KT * ks);
-    for (int e = threadIdx.x; e < KT * (TS::key_stride / E4); e += TS::threads) {
-      const int rr = e / (TS::key_stride / E4), c4 = e % (TS::key_stride / E4);
-      const bool inside = t0 + rr < hi;
-      __pipeline_memcpy_async(sk + rr * ks + E4 * c4, gk + std::size_t(inside ? t0 + rr : lo) * TS::key_stride + E4 * c4,
-                              16, inside ? 0 : 16);
-    }
-    for (int e = threadIdx.x; e < KT * (round4(V) / 4); e += TS::threads) {
-      const int rr = e / (round4(V) / 4), c4 = e % (round4(V) / 4);
-      const bool inside = t0 + rr < hi;
-      __pipeline_memcpy_async(sv + rr * vs + 4 * c4,
-                              gv + std::size_t(inside ? t0 + rr : lo) * head.value_stride + 4 * c4, 16,
-                              inside ? 0 : 16);
-    }
+    copy_rows_async<TS::threads>(sk, ks, gk, TS::key_stride, t0, KT, hi, lo, TS::key_stride);
+    copy_rows_async<TS::threads>(sv, vs, gv, head.value_stride, t0, KT, hi, lo, round4(V));
     __pipeline_commit();
   };
 

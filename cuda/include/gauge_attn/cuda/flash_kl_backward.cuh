@@ -25,6 +25,7 @@
 #include <cstddef>
 
 #include "backward_layout.cuh"
+#include "copy_rows.cuh"
 #include "flash_kl.cuh"
 #include "layout.cuh"
 
@@ -144,35 +145,14 @@ __device__ void backward_key_tile(const BackwardParams<Spec>& p, int b, int h, i
 
   // The block's keys in shared memory for the Ā phase (and the values for X), zero past k1; one
   // commit group with the first stage.
-  for (int e = threadIdx.x; e < KT * (lifted_stride / 4); e += TS::threads) {
-    const int rr = e / (lifted_stride / 4), c4 = e % (lifted_stride / 4);
-    const bool inside = k0 + rr < k1;
-    __pipeline_memcpy_async(key_tile + rr * ks + 4 * c4, gk + std::size_t(inside ? k0 + rr : k0) * lifted_stride + 4 * c4,
-                            16, inside ? 0 : 16);
-  }
-  if constexpr (moments)
-    for (int e = threadIdx.x; e < KT * (value_stride / 4); e += TS::threads) {
-      const int rr = e / (value_stride / 4), c4 = e % (value_stride / 4);
-      const bool inside = k0 + rr < k1;
-      __pipeline_memcpy_async(value_tile + rr * vs + 4 * c4,
-                              gv + std::size_t(inside ? k0 + rr : k0) * value_stride + 4 * c4, 16, inside ? 0 : 16);
-    }
+  copy_rows_async<TS::threads>(key_tile, ks, gk, lifted_stride, k0, KT, k1, k0, lifted_stride);
+  if constexpr (moments) copy_rows_async<TS::threads>(value_tile, vs, gv, value_stride, k0, KT, k1, k0, value_stride);
   // Copies the queries and rows [c0, c0 + SQ) into stage `st`, zero-filling past `hi`.
   auto load_stage = [&](int st, int c0) {
     float* sq = stages + st * TS::stage_floats;
     float* sr = sq + SQ * qs;
-    for (int e = threadIdx.x; e < SQ * (lifted_stride / 4); e += TS::threads) {
-      const int rr = e / (lifted_stride / 4), c4 = e % (lifted_stride / 4);
-      const bool inside = c0 + rr < hi;
-      __pipeline_memcpy_async(sq + rr * qs + 4 * c4, gq + std::size_t(inside ? c0 + rr : lo) * lifted_stride + 4 * c4,
-                              16, inside ? 0 : 16);
-    }
-    for (int e = threadIdx.x; e < SQ * (TS::row_stride / 4); e += TS::threads) {
-      const int rr = e / (TS::row_stride / 4), c4 = e % (TS::row_stride / 4);
-      const bool inside = c0 + rr < hi;
-      __pipeline_memcpy_async(sr + rr * rs + 4 * c4, gr + std::size_t(inside ? c0 + rr : lo) * TS::row_stride + 4 * c4,
-                              16, inside ? 0 : 16);
-    }
+    copy_rows_async<TS::threads>(sq, qs, gq, lifted_stride, c0, SQ, hi, lo, lifted_stride);
+    copy_rows_async<TS::threads>(sr, rs, gr, TS::row_stride, c0, SQ, hi, lo, TS::row_stride);
     __pipeline_commit();
   };
   load_stage(0, lo);

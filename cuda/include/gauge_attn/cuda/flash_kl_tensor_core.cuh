@@ -19,6 +19,7 @@
 
 #include <cmath>
 
+#include "copy_rows.cuh"
 #include "flash_kl_rows.cuh"
 #include "layout.cuh"
 #include "online_softmax.cuh"
@@ -76,30 +77,15 @@ __device__ void attend_tile_rows_tensor_cores(const AttentionParams<Spec>& p, in
   if constexpr (!TS::queries_in_registers) {
     for (int e = threadIdx.x; e < TS::queries; e += TS::threads)
       for (int c = stride; c < P8; ++c) query_tile[e * ks + c] = 0.f;
-    for (int e = threadIdx.x; e < TS::queries * (stride / 4); e += TS::threads) {
-      const int r = e / (stride / 4), c4 = e % (stride / 4);
-      const bool inside = q0 + r < q1;
-      __pipeline_memcpy_async(query_tile + r * ks + 4 * c4, gq + std::size_t(inside ? q0 + r : q0) * stride + 4 * c4, 16,
-                              inside ? 0 : 16);
-    }
+    copy_rows_async<TS::threads>(query_tile, ks, gq, stride, q0, TS::queries, q1, q0, stride);
   }
   // Copies keys and values [t0, t0 + STEP) into stage `st` asynchronously, zero-filling past `hi`
   // (committed with the query tile, for the first stage).
   auto load_stage = [&](int st, int t0) {
     float* sk = tiles + st * stage_floats;
     float* sv = sk + STEP * ks;
-    for (int e = threadIdx.x; e < STEP * (stride / 4); e += TS::threads) {
-      const int r = e / (stride / 4), c4 = e % (stride / 4);
-      const bool inside = t0 + r < hi;
-      __pipeline_memcpy_async(sk + r * ks + 4 * c4, gk + std::size_t(inside ? t0 + r : lo) * stride + 4 * c4, 16,
-                              inside ? 0 : 16);
-    }
-    for (int e = threadIdx.x; e < STEP * (round4(V) / 4); e += TS::threads) {
-      const int r = e / (round4(V) / 4), c4 = e % (round4(V) / 4);
-      const bool inside = t0 + r < hi;
-      __pipeline_memcpy_async(sv + r * vs + 4 * c4, gv + std::size_t(inside ? t0 + r : lo) * head.value_stride + 4 * c4,
-                              16, inside ? 0 : 16);
-    }
+    copy_rows_async<TS::threads>(sk, ks, gk, stride, t0, STEP, hi, lo, stride);
+    copy_rows_async<TS::threads>(sv, vs, gv, head.value_stride, t0, STEP, hi, lo, round4(V));
     __pipeline_commit();
   };
   load_stage(0, lo);
