@@ -24,7 +24,8 @@
 #include "layout.cuh"
 
 /// Heads of dimension K ≥ this (and ≤ 32) lift a token on K lanes, narrower ones a token per thread;
-/// a tuning knob.
+/// a tuning knob. 1: every head on lanes. Measured on an H200 (docs/performance.md): from K = 7, W1
+/// 80 µs against 47 (the narrow heads' matrices then live in local memory); from K = 3 the same as 1.
 #ifndef GAUGE_ATTN_LIFT_LANES_MIN_DIM
 #define GAUGE_ATTN_LIFT_LANES_MIN_DIM 1
 #endif
@@ -141,8 +142,8 @@ __device__ bool pull_back_token(const LiftParams<Spec>& p, int h, std::size_t t,
 GAUGE_ATTN_HOST_DEVICE constexpr bool lift_on_lanes(int K) { return K >= GAUGE_ATTN_LIFT_LANES_MIN_DIM && K <= 32; }
 
 /// How the forward lift splits a head of dimension K: K lanes per token (LaneColumns) when
-/// lift_on_lanes(K), else one thread per token taking the columns in turn. Each token has `scratch` doubles of
-/// matrices: R (or T), L (or ZY), Y and the centred ν.
+/// lift_on_lanes(K), else one thread per token taking the columns in turn. Each token has `scratch`
+/// doubles of matrices: R (or T), L (or ZY), Y and the centred ν.
 template <int K>
 struct LiftSplit {
   static constexpr bool lanes = lift_on_lanes(K);
