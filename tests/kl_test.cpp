@@ -19,7 +19,9 @@
 //    (AAᵀ/K + I, eigenvalues ≥ 1): < 1e-6 as the brief bounds it (dKL/dε ≤ ~tr(Σ⁻¹) + |d|²‖Σ⁻¹‖² ≲ 30
 //    here, so the shift is ≲ 3e-7), and > 1e-12 so that ε is seen to act; against the eigen
 //    reference with ε·I added: 1e-11·max(1, KL).
+#include <gauge_attn/detail/kl_factors.hpp>
 #include <gauge_attn/kl.hpp>
+#include <gauge_attn/lifted.hpp>
 #include <gauge_attn/so3.hpp>
 #include <gauge_attn/wigner.hpp>
 
@@ -33,6 +35,7 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -128,6 +131,62 @@ MatrixXd transport(std::mt19937& rng, int l) {
 }
 
 double rel_tol(double tol, double value) { return tol * std::max(1.0, std::abs(value)); }
+
+/// (M4) through kl_from_factors (kl_factors.hpp) in precision T, the factors by lifted::cholesky.
+template <class T, int K>
+T kl_by_factors(const VectorXd& mu_i, const MatrixXd& Sigma_i, const VectorXd& mu_j, const MatrixXd& Sigma_j,
+                const MatrixXd& Omega, bool diagonal) {
+  T O[K * K], L_i[K][K], L_j[K][K], m_i[K], m_j[K];
+  for (int r = 0; r < K; ++r) {
+    m_i[r] = T(mu_i(r));
+    m_j[r] = T(mu_j(r));
+    for (int c = 0; c < K; ++c) {
+      O[r * K + c] = T(Omega(r, c));
+      L_i[r][c] = T(Sigma_i(r, c));
+      L_j[r][c] = T(Sigma_j(r, c));
+    }
+  }
+  REQUIRE(gauge_attn::lifted::cholesky(L_i));
+  REQUIRE(gauge_attn::lifted::cholesky(L_j));
+  T half_logdet_i = 0;
+  for (int r = 0; r < K; ++r) half_logdet_i += std::log(L_i[r][r]);
+  return gauge_attn::detail::kl_from_factors<T, K>(O, m_i, &L_i[0][0], half_logdet_i, m_j, &L_j[0][0], diagonal);
+}
+
+/// (M4) the direct way (Cholesky of the transported ΩΣ_jΩᵀ) in long double: 11 more bits than
+/// double, so its error, ~cond(Σ_j)·2⁻⁶⁴ relative, stays below 1e-7 for cond ≤ 1e12.
+long double kl_long_double(const VectorXd& mu_i, const MatrixXd& Sigma_i, const VectorXd& mu_j,
+                           const MatrixXd& Sigma_j, const MatrixXd& Omega) {
+  using M = Eigen::Matrix<long double, Eigen::Dynamic, Eigen::Dynamic>;
+  using V = Eigen::Matrix<long double, Eigen::Dynamic, 1>;
+  const M O = Omega.cast<long double>(), S_i = Sigma_i.cast<long double>();
+  const M S_t = O * Sigma_j.cast<long double>() * O.transpose();
+  const V d = O * mu_j.cast<long double>() - mu_i.cast<long double>();
+  const Eigen::LLT<M> lt(S_t), li(S_i);
+  const long double logdet_t = 2 * lt.matrixLLT().diagonal().array().log().sum();
+  const long double logdet_i = 2 * li.matrixLLT().diagonal().array().log().sum();
+  return 0.5L * (lt.solve(S_i).trace() + d.dot(lt.solve(d)) - mu_i.size() + logdet_t - logdet_i);
+}
+
+/// Σ = Q diag(λ) Qᵀ, λ log-uniform in [lo, hi], Q a Wigner-D of a random frame.
+MatrixXd random_spread_spd(std::mt19937& rng, int l, double lo, double hi, bool diagonal) {
+  std::uniform_real_distribution<double> u(std::log(lo), std::log(hi));
+  VectorXd lambda(2 * l + 1);
+  for (auto& x : lambda) x = std::exp(u(rng));
+  if (diagonal) return lambda.asDiagonal();
+  const MatrixXd Q = wigner_d(l, random_frame(rng));
+  return Q * lambda.asDiagonal() * Q.transpose();
+}
+
+/// Runs f(std::integral_constant<int, ℓ>) for ℓ = 0..4.
+template <class F>
+void for_spins(F&& f) {
+  f(std::integral_constant<int, 0>{});
+  f(std::integral_constant<int, 1>{});
+  f(std::integral_constant<int, 2>{});
+  f(std::integral_constant<int, 3>{});
+  f(std::integral_constant<int, 4>{});
+}
 
 }  // namespace
 
@@ -417,4 +476,63 @@ TEST_CASE("kl: a non-SPD covariance throws InvalidArgument naming it", "[kl]") {
       CHECK(argument_of([&] { kl_upstream_full(mu_i, good, mu_j, bad, Omega, 0.0); }) == "Sigma_t");
     }
   }
+}
+
+// kl_from_factors (the pair-by-pair GPU path's exact KL) against kl_direct, on the inputs of the
+// cases above: both round ~K²·u·cond(Σ) ≈ 1e-13 relative; 1e-11·max(1, KL) as for kl_direct.
+TEST_CASE("kl: kl_from_factors equals kl_direct, and KL(q||q) = 0", "[kl]") {
+  std::mt19937 rng(409);
+  for_spins([&](auto spin) {
+    constexpr int l = decltype(spin)::value, K = 2 * l + 1;
+    for (int t = 0; t < 6; ++t) {
+      const bool diagonal = t % 2 == 1;
+      const VectorXd mu_i = random_mean(rng, K), mu_j = random_mean(rng, K);
+      const MatrixXd Sigma_i = diagonal ? MatrixXd(random_variances(rng, K).asDiagonal()) : random_spd(rng, K);
+      const MatrixXd Sigma_j = diagonal ? MatrixXd(random_variances(rng, K).asDiagonal()) : random_spd(rng, K);
+      const MatrixXd Omega = transport(rng, l);
+      const double want = kl_direct(mu_i, Sigma_i, mu_j, Sigma_j, Omega);
+      CAPTURE(l, t, want);
+      CHECK(std::abs(kl_by_factors<double, K>(mu_i, Sigma_i, mu_j, Sigma_j, Omega, diagonal) - want) <=
+            rel_tol(1e-11, want));
+      const MatrixXd I = MatrixXd::Identity(K, K);
+      CHECK(std::abs(kl_by_factors<double, K>(mu_i, Sigma_i, mu_i, Sigma_i, I, diagonal)) <= 1e-12);
+    }
+  });
+}
+
+// What kl_factors.hpp is for: variances log-uniform in [1e-6, 1e6] (cond 1e12, the range issue 9
+// tried). Two references: the direct form (Cholesky of the transported ΩΣ_jΩᵀ) in long double,
+// whose own error is ~cond(Σ_j)·2⁻⁶⁴ ≤ 5e-8 relative (observed 1.5e-9), hence 1e-7; and the same
+// sum-of-squares form in long double, which leaves only the double rounding: positive terms, a few
+// u each over K² terms, hence 1e-13. The direct form in double (kl_direct) has no such bound (its
+// error grows as cond(Σ_j)·u, 3e-5 here) and is only reported. Full covariances of cond 1e6 check
+// the triangular solves (there both forms lose ~cond·u ≈ 1e-10, inside both tolerances).
+TEST_CASE("kl: kl_from_factors keeps double accuracy across twelve decades of variance", "[kl]") {
+  std::mt19937 rng(419);
+  double worst_factors = 0, worst_direct = 0;
+  for_spins([&](auto spin) {
+    constexpr int l = decltype(spin)::value, K = 2 * l + 1;
+    for (int t = 0; t < 40; ++t) {
+      const bool diagonal = t % 4 != 3;
+      const double lo = diagonal ? 1e-6 : 1e-3, hi = 1 / lo;
+      const VectorXd mu_i = random_mean(rng, K), mu_j = random_mean(rng, K);
+      const MatrixXd Sigma_i = random_spread_spd(rng, l, lo, hi, diagonal);
+      const MatrixXd Sigma_j = random_spread_spd(rng, l, lo, hi, diagonal);
+      const MatrixXd Omega = t % 5 == 0 ? MatrixXd::Identity(K, K) : transport(rng, l);
+      const long double direct = kl_long_double(mu_i, Sigma_i, mu_j, Sigma_j, Omega);
+      const long double factors = kl_by_factors<long double, K>(mu_i, Sigma_i, mu_j, Sigma_j, Omega, diagonal);
+      const double got = kl_by_factors<double, K>(mu_i, Sigma_i, mu_j, Sigma_j, Omega, diagonal);
+      CAPTURE(l, t, diagonal, double(direct), double(factors), got);
+      CHECK(double(std::abs((got - direct) / direct)) <= 1e-7);
+      const double error = double(std::abs((got - factors) / factors));
+      CHECK(error <= (diagonal ? 1e-13 : 1e-9));
+      if (diagonal) worst_factors = std::max(worst_factors, error);
+      if (diagonal)
+        worst_direct = std::max(
+            worst_direct, double(std::abs((kl_direct(mu_i, Sigma_i, mu_j, Sigma_j, Omega) - factors) / factors)));
+    }
+  });
+  UNSCOPED_INFO("diagonal, largest relative error: kl_from_factors " << worst_factors << ", kl_direct "
+                                                                     << worst_direct);
+  CHECK(worst_factors <= 1e-13);
 }

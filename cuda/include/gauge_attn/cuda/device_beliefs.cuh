@@ -32,8 +32,9 @@ struct DeviceOutputs {
   float* energy = nullptr;           // (B, H, N) attention energy e_i = Σ_j β_ij KL_ij (G1)
 };
 
-/// Where the pair-by-pair path writes (device pointers). kl, beta and mu are required; sigma
-/// (Σ^agg, layout as DeviceOutputs) and the row statistics (all three or none) are optional.
+/// Where the pair-by-pair path writes (device pointers). mu is required; kl and β (each optional:
+/// without both nothing of size N² is stored), sigma (Σ^agg, layout as DeviceOutputs) and the row
+/// statistics (all three or none) are optional.
 template <class T>
 struct PairwiseOutputsOf {
   T* kl = nullptr;    // (B, H, N, N), every pair (future ones too), as upstream returns it

@@ -88,7 +88,8 @@ struct BackwardVectors {
   thrust::device_vector<float> mu, sigma, phi, kappa;
 };
 
-/// Outputs of the pair-by-pair path (layouts of PairwiseOutputsOf); kl, beta and mu are required.
+/// Outputs of the pair-by-pair path (layouts of PairwiseOutputsOf); mu is required, an empty kl or
+/// beta is not written.
 template <class T>
 struct PairwiseVectorsOf {
   thrust::device_vector<T> kl, beta, mu, sigma, row_std, uniform_row_std, entropy;
@@ -143,8 +144,8 @@ template <class T>
 PairwiseOutputsOf<T> device_outputs(const DeviceBeliefsOf<T>& q, int heads, PairwiseVectorsOf<T>& v) {
   const std::size_t rows = std::size_t(q.batch) * q.tokens, per_row = rows * heads;
   PairwiseOutputsOf<T> o;
-  o.kl = detail::data_of(v.kl, per_row * q.tokens, "outputs.kl", true);
-  o.beta = detail::data_of(v.beta, per_row * q.tokens, "outputs.beta", true);
+  o.kl = detail::data_of(v.kl, per_row * q.tokens, "outputs.kl", false);
+  o.beta = detail::data_of(v.beta, per_row * q.tokens, "outputs.beta", false);
   o.mu = detail::data_of(v.mu, rows * q.embed_dim, "outputs.mu", true);
   o.sigma = detail::data_of(v.sigma, detail::covariance_size(q), "outputs.sigma", false);
   o.row_std = detail::data_of(v.row_std, per_row, "outputs.row_std", false);

@@ -1,15 +1,18 @@
-// gauge_attn/cuda/pairwise.cuh: the pair-by-pair GPU path, for small N. It materialises the KL
-// and β matrices (B, H, N, N) for inspection and runs both modes: the exact KL (M4) with exact
-// transport, and the upstream-compatible semantics of math.md §6 (float32-rounded generators,
-// separate exponentials of ±φ·G by scaling and squaring or the 4th-order Taylor series, the
-// diagonal approximation or the ε-regularised full KL, KL ≥ 0, β ≥ 1e-8 without renormalisation).
-// One thread per (sequence, head, query row), all in float64; O(N² K³) work and O(B·H·N²) memory.
+// gauge_attn/cuda/pairwise.cuh: the pair-by-pair GPU path. It can materialise the KL and β matrices
+// (B, H, N, N) for inspection and runs both modes: the exact KL (M4) with exact transport, and the
+// upstream-compatible semantics of math.md §6 (float32-rounded generators, separate exponentials
+// of ±φ·G by scaling and squaring or the 4th-order Taylor series, the diagonal approximation or
+// the ε-regularised full KL, KL ≥ 0, β ≥ 1e-8 without renormalisation). One thread per (sequence,
+// head, query row), all in float64; O(N² K³) work, and O(B·H·N²) memory only when KL or β is asked
+// for. The exact KL is the sum-of-squares form of kl_factors.hpp: accurate for every valid input
+// (docs/conventions.md, Precision), where the fused forward's lifted scores are bounded by (P1).
 //
 //   gauge_attn::gpu::Pairwise<Spec, T> pairwise;       // T = float or double inputs and outputs
 //   pairwise.run(beliefs, options, outputs, stream);   // asynchronous; outputs: pointers or vectors
 //   pairwise.check_inputs(stream);                     // synchronises; throws on bad beliefs
 #pragma once
 
+#include <gauge_attn/detail/kl_factors.hpp>
 #include <gauge_attn/detail/so3_tables.hpp>
 #include <gauge_attn/detail/wigner_factorised.hpp>
 #include <gauge_attn/irreps.hpp>
@@ -170,7 +173,9 @@ __global__ void __launch_bounds__(128) pairwise_transport_kernel(PairwiseParams<
   });
 }
 
-/// One query row per thread: KL of every pair, softmax, messages, row statistics.
+/// One query row per thread: KL of every pair, softmax, messages, row statistics. With the KL
+/// and β outputs the row's KLs are kept in `kl`; without them nothing of size N² is stored and
+/// the KL of an allowed pair is evaluated again in each of the three passes.
 template <class Spec, class T>
 __global__ void __launch_bounds__(128) pairwise_rows_kernel(PairwiseParams<Spec, T> p) {
   const int b = blockIdx.z, h = blockIdx.y, i = blockIdx.x * 128 + threadIdx.x;
@@ -183,36 +188,37 @@ __global__ void __launch_bounds__(128) pairwise_rows_kernel(PairwiseParams<Spec,
     const std::size_t ti = std::size_t(b) * p.tokens + i;
     const double* frames = p.frames + p.transports[h] + std::size_t(b) * p.tokens * 2 * K * K;
     const double* E_i = frames + std::size_t(i) * 2 * K * K;
-    double mu_i[K], Sigma_i[K * K];
+    double mu_i[K], Sigma_i[K * K], L_i[K][K];
     for (int k = 0; k < K; ++k) {
       mu_i[k] = p.mu[ti * p.embed_dim + offset + k];
       if (!isfinite(mu_i[k])) report(p.status, InputError::mean, (long long)ti * Spec::num_heads + h);
     }
     covariance_of<K>(p, ti, offset, Sigma_i);
-    double logdet_i = 0;
-    {
-      double L[K][K];
-      for (int r = 0; r < K; ++r)  // also rejects variances ≤ 0 in every mode
-        for (int c = 0; c < K; ++c)
-          L[r][c] = Sigma_i[r * K + c] + (p.upstream && !p.diagonal && r == c ? epsilon : 0.0);
-      if (!lifted::cholesky(L)) {
-        report(p.status, InputError::covariance, (long long)ti * Spec::num_heads + h);
-        return;
-      }
-      for (int r = 0; r < K; ++r) logdet_i += 2 * log(L[r][r]);
+    for (int r = 0; r < K; ++r)  // also rejects variances ≤ 0 in every mode
+      for (int c = 0; c < K; ++c)
+        L_i[r][c] = Sigma_i[r * K + c] + (p.upstream && !p.diagonal && r == c ? epsilon : 0.0);
+    if (!lifted::cholesky(L_i)) {
+      report(p.status, InputError::covariance, (long long)ti * Spec::num_heads + h);
+      return;
     }
-    // Ω_ij = E_i E_j⁻¹ and the transported mean and covariance of token j.
-    auto transport = [&](int j, double* Omega, double* mu_t, double* Sigma_t) {
+    double half_logdet_i = 0;
+    for (int r = 0; r < K; ++r) half_logdet_i += log(L_i[r][r]);
+    // Key j in its own frame, and Ω_ij = E_i E_j⁻¹.
+    auto key = [&](int j, double* Omega, double* mu_j, double* Sigma_j) {
       const std::size_t tj = std::size_t(b) * p.tokens + j;
       mat_mul<K>(E_i, frames + std::size_t(j) * 2 * K * K + K * K, Omega);
-      double mu_j[K], Sigma_j[K * K], tmp[K * K];
       for (int k = 0; k < K; ++k) mu_j[k] = p.mu[tj * p.embed_dim + offset + k];
+      covariance_of<K>(p, tj, offset, Sigma_j);
+    };
+    // Key j transported into frame i: Ωμ_j and ΩΣ_jΩᵀ.
+    auto transport = [&](const double* Omega, const double* mu_j, const double* Sigma_j, double* mu_t,
+                         double* Sigma_t) {
+      double tmp[K * K];
       for (int r = 0; r < K; ++r) {
         double s = 0;
         for (int k = 0; k < K; ++k) s += Omega[r * K + k] * mu_j[k];
         mu_t[r] = s;
       }
-      covariance_of<K>(p, tj, offset, Sigma_j);
       mat_mul<K>(Omega, Sigma_j, tmp);
       for (int r = 0; r < K; ++r)
         for (int c = 0; c < K; ++c) {
@@ -221,13 +227,12 @@ __global__ void __launch_bounds__(128) pairwise_rows_kernel(PairwiseParams<Spec,
           Sigma_t[r * K + c] = s;
         }
     };
-    double* kl_row = p.kl + ((std::size_t(b) * Spec::num_heads + h) * p.tokens + i) * p.tokens;
-    const KeyRange keys = key_range(p.mask, i, n);
-    const double kappa = p.kappa[h];
-    double top = -INFINITY;
-    for (int j = 0; j < n; ++j) {
-      double Omega[K * K], mu_t[K], Sigma_t[K * K], kl;
-      transport(j, Omega, mu_t, Sigma_t);
+    // KL_ij: exact, (M4) from the factors of Σ_i and Σ_j (kl_factors.hpp); upstream, the §6 variants.
+    // False (and reported) when Σ_j, or upstream's regularised transported Σ, is not positive definite.
+    auto kl_of = [&](int j, double& kl) {
+      double Omega[K * K], mu_j[K], Sigma_j[K * K], mu_t[K], Sigma_t[K * K];
+      key(j, Omega, mu_j, Sigma_j);
+      if (p.upstream) transport(Omega, mu_j, Sigma_j, mu_t, Sigma_t);
       if (p.upstream && p.diagonal) {  // §6: diagonal of the transported covariance, clamped
         kl = 0;
         for (int k = 0; k < K; ++k) {
@@ -235,45 +240,71 @@ __global__ void __launch_bounds__(128) pairwise_rows_kernel(PairwiseParams<Spec,
           const double d = mu_t[k] - mu_i[k];
           kl += 0.5 * (si / sp + d * d / sp - 1 + log(sp) - log(si));
         }
-      } else {
-        double L[K][K];
-        for (int r = 0; r < K; ++r)
-          for (int c = 0; c < K; ++c) L[r][c] = Sigma_t[r * K + c] + (p.upstream && r == c ? epsilon : 0.0);
-        if (!lifted::cholesky(L)) {
-          report(p.status, InputError::covariance, (long long)(std::size_t(b) * p.tokens + j) * Spec::num_heads + h);
-          return;
-        }
-        double S_i[K * K];
-        for (int k = 0; k < K * K; ++k) S_i[k] = Sigma_i[k] + (p.upstream && k % (K + 1) == 0 ? epsilon : 0.0);
-        kl = kl_from_cholesky<K>(mu_i, S_i, logdet_i, mu_t, L);
+        kl = fmax(kl, 0.0);
+        return true;
       }
-      if (p.upstream) kl = fmax(kl, 0.0);
-      kl_row[j] = kl;
-      p.out.kl[((std::size_t(b) * Spec::num_heads + h) * p.tokens + i) * p.tokens + j] = T(kl);
+      double L[K][K];  // exact: Σ_j = L Lᵀ; upstream: Σ̃_j + εI = L Lᵀ
+      for (int r = 0; r < K; ++r)
+        for (int c = 0; c < K; ++c)
+          L[r][c] = p.upstream ? Sigma_t[r * K + c] + (r == c ? epsilon : 0.0) : Sigma_j[r * K + c];
+      if (!lifted::cholesky(L)) {
+        report(p.status, InputError::covariance, (long long)(std::size_t(b) * p.tokens + j) * Spec::num_heads + h);
+        return false;
+      }
+      if (!p.upstream) {
+        kl = gauge_attn::detail::kl_from_factors<double, K>(Omega, mu_i, &L_i[0][0], half_logdet_i, mu_j, &L[0][0],
+                                                            p.diagonal);
+        return true;
+      }
+      double S_i[K * K];
+      for (int k = 0; k < K * K; ++k) S_i[k] = Sigma_i[k] + (k % (K + 1) == 0 ? epsilon : 0.0);
+      kl = fmax(kl_from_cholesky<K>(mu_i, S_i, 2 * half_logdet_i, mu_t, L), 0.0);
+      return true;
+    };
+    const std::size_t row = (std::size_t(b) * Spec::num_heads + h) * p.tokens + i;
+    double* kl_row = p.kl ? p.kl + row * p.tokens : nullptr;  // null: not materialised
+    const KeyRange keys = key_range(p.mask, i, n);
+    const double kappa = p.kappa[h];
+    double top = -INFINITY;
+    for (int j = 0; j < n; ++j) {
+      if (!kl_row && !keys.allows(j)) continue;
+      double kl;
+      if (!kl_of(j, kl)) return;
+      if (kl_row) kl_row[j] = kl;
+      if (p.out.kl) p.out.kl[row * p.tokens + j] = T(kl);
       if (keys.allows(j)) top = fmax(top, -kl / kappa + logit_bias(p.mask, i, j));
     }
+    // The logit of allowed key j less the row's largest (M5): read back, or evaluated again.
+    auto logit = [&](int j) {
+      double kl = 0;
+      if (kl_row)
+        kl = kl_row[j];
+      else
+        kl_of(j, kl);  // succeeded in the first pass
+      return -kl / kappa + logit_bias(p.mask, i, j) - top;
+    };
     // Softmax (M5) over the allowed keys; upstream then clamps every β ≥ 1e-8.
     double total = 0, weighted = 0;
-    for (int j = 0; j < n; ++j)
+    for (int j = keys.begin; j < keys.end; ++j)
       if (keys.allows(j)) {
-        const double x = -kl_row[j] / kappa + logit_bias(p.mask, i, j) - top;
+        const double x = logit(j);
         total += exp(x);
         weighted += exp(x) * x;
       }
-    T* beta_row = p.out.beta + ((std::size_t(b) * Spec::num_heads + h) * p.tokens + i) * p.tokens;
     const double masked = p.upstream ? floor_beta : 0.0;
     double m[K] = {}, second[K * K] = {}, sum_off = 0, sumsq_off = 0;
     for (int j = 0; j < n; ++j) {
-      double beta = keys.allows(j) ? exp(-kl_row[j] / kappa + logit_bias(p.mask, i, j) - top) / total : 0.0;
+      double beta = keys.allows(j) ? exp(logit(j)) / total : 0.0;
       if (p.upstream) beta = fmax(beta, floor_beta);
-      beta_row[j] = T(beta);
+      if (p.out.beta) p.out.beta[row * p.tokens + j] = T(beta);
       if (keys.allows(j) && j != i) {
         sum_off += beta;
         sumsq_off += beta * beta;
       }
       if (beta == 0) continue;  // masked keys carry weight only upstream (at 1e-8)
-      double Omega[K * K], mu_t[K], Sigma_t[K * K];
-      transport(j, Omega, mu_t, Sigma_t);
+      double Omega[K * K], mu_j[K], Sigma_j[K * K], mu_t[K], Sigma_t[K * K];
+      key(j, Omega, mu_j, Sigma_j);
+      transport(Omega, mu_j, Sigma_j, mu_t, Sigma_t);
       for (int r = 0; r < K; ++r) {
         m[r] += beta * mu_t[r];
         for (int c = 0; c < K; ++c)
@@ -292,7 +323,6 @@ __global__ void __launch_bounds__(128) pairwise_rows_kernel(PairwiseParams<Spec,
           }
         }
     if (p.out.row_std) {
-      const std::size_t row = (std::size_t(b) * Spec::num_heads + h) * p.tokens + i;
       const int allowed_off = keys.count() - (keys.allows(i) ? 1 : 0);
       p.out.row_std[row] = T(row_std_of(n, masked, allowed_off, sum_off, sumsq_off));
       p.out.uniform_row_std[row] = T(uniform_row_std_of(n, masked, keys, i));
@@ -315,7 +345,7 @@ class Pairwise {
   void run(const DeviceBeliefsOf<T>& q, const AttentionOptions& opt, const PairwiseOutputsOf<T>& out,
            cudaStream_t stream = 0) {
     using gauge_attn::detail::require;
-    require(out.kl && out.beta && out.mu, "outputs", "kl, beta and mu are required");
+    require(out.mu != nullptr, "outputs.mu", "null device pointer");
     detail::check_request(q, Spec::embed_dim, out.row_std, out.uniform_row_std, out.entropy);
     gauge_attn::detail::check_mask(opt.mask);
     const std::vector<double> kappa = gauge_attn::detail::kappa_per_head(opt, H);
@@ -334,7 +364,8 @@ class Pairwise {
     upload_tables(p);
     if (frames_.size() < frames) frames_.resize(frames);
     const std::size_t pairs = std::size_t(q.batch) * H * q.tokens * q.tokens;
-    if (kl_.size() < pairs) kl_.resize(pairs);
+    const bool materialised = out.kl || out.beta;  // else nothing of size N²: the KL is evaluated per pass
+    if (materialised && kl_.size() < pairs) kl_.resize(pairs);
     if (lengths_.size() < lengths.size()) lengths_.resize(lengths.size());
     GAUGE_ATTN_CUDA_CHECK(cudaMemcpyAsync(thrust::raw_pointer_cast(lengths_.data()), lengths.data(),
                                           lengths.size() * sizeof(int), cudaMemcpyHostToDevice, stream));
@@ -353,12 +384,12 @@ class Pairwise {
     p.lengths = thrust::raw_pointer_cast(lengths_.data());
     p.tables = thrust::raw_pointer_cast(tables_.data());
     p.frames = thrust::raw_pointer_cast(frames_.data());
-    p.kl = thrust::raw_pointer_cast(kl_.data());
+    p.kl = materialised ? thrust::raw_pointer_cast(kl_.data()) : nullptr;
     p.out = out;
     p.status = thrust::raw_pointer_cast(status_.data());
     const std::size_t rows = std::size_t(q.batch) * q.tokens;
-    GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(out.kl, 0, pairs * sizeof(T), stream));
-    GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(out.beta, 0, pairs * sizeof(T), stream));
+    for (T* o : {out.kl, out.beta})
+      if (o) GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(o, 0, pairs * sizeof(T), stream));
     GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(out.mu, 0, rows * q.embed_dim * sizeof(T), stream));
     if (out.sigma)
       GAUGE_ATTN_CUDA_CHECK(
