@@ -6,6 +6,7 @@
 //
 //   build/bench/gpu_forward --benchmark_format=json --benchmark_repetitions=5
 #include <gauge_attn/cuda/forward.cuh>
+#include <gauge_attn/cuda/pairwise.cuh>
 #include <gauge_attn/irreps.hpp>
 #include <gauge_attn/specs.hpp>
 
@@ -35,6 +36,21 @@ void float64_scores_forward(benchmark::State& state) {
   Workload<Spec> w(int(state.range(0)), int(state.range(1)), false, false, Scores::float64);
   time_with_events(state, [&] { w.forward.run(w.q, w.options, w.out); });
   w.forward.check_inputs();
+  w.report(state);
+}
+
+/// Args: B, N. The pair-by-pair path (cuda/pairwise.cuh) on the same beliefs, mean messages only,
+/// the keys streamed: the path accurate for every diagonal input (docs/conventions.md, Precision),
+/// O(N² K³) float64 work one thread per query row.
+template <class Spec>
+void pairwise_forward(benchmark::State& state) {
+  Workload<Spec> w(int(state.range(0)), int(state.range(1)), false);
+  gpu::Pairwise<Spec, float> pairwise;
+  gpu::PairwiseOutputsOf<float> out;
+  out.mu = thrust::raw_pointer_cast(w.out.mu.data());
+  pairwise.run(w.q, w.options, out);  // warm-up
+  time_with_events(state, [&] { pairwise.run(w.q, w.options, out); });
+  pairwise.check_inputs();
   w.report(state);
 }
 
@@ -76,6 +92,8 @@ BENCHMARK_TEMPLATE(fused_forward, specs::Scaled)->Name("W4_scaled")->Args({4, 81
 BENCHMARK_TEMPLATE(fused_forward, specs::Upstream)->Name("W5_upstream")->Args({1, 65536, 0})->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(5);
 BENCHMARK_TEMPLATE(fused_forward, specs::Upstream)->Name("W2_upstream_covariance")->Args({8, 4096, 1})->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_TEMPLATE(float64_scores_forward, specs::Upstream)->Name("W2_upstream_float64_scores")->Args({8, 4096})->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(pairwise_forward, specs::Upstream)->Name("W1_upstream_pairwise")->Args({24, 64})->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(pairwise_forward, specs::Upstream)->Name("W2_upstream_pairwise")->Args({8, 4096})->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(2);
 BENCHMARK_TEMPLATE(graph_forward, specs::Upstream)->Name("W1_upstream_graph")->Args({24, 64, 0})->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_TEMPLATE(fused_forward, WideHeads)->Name("W6_l8_2xl4")->Args({8, 4096, 0})->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_TEMPLATE(fused_forward, UpstreamL0)->Name("W2_only_l0x5")->Args({8, 4096, 0})->UseManualTime()->Unit(benchmark::kMicrosecond);

@@ -9,6 +9,9 @@
 #include <cmath>
 #include <random>
 
+#include "accurate_reference.hpp"
+#include "test_support.hpp"
+
 using namespace gauge_attn;
 using Spec = specs::Upstream;
 
@@ -128,4 +131,28 @@ TEST_CASE("float64 scores are accurate for the wide range", "[precision]") {
   }
   CHECK(std::sqrt(num / den) < 1e-7);  // the double result rounded to float
   for (const HeadPrecision& p : got.precision) CHECK(p.score_bound < 1);
+}
+
+// The reference of the accuracy tests (accurate_reference.hpp) is the exact forward's maths: on
+// beliefs the double forward handles well (variances in [0.3, 3], δ64 ~ 1e-13) both agree to 1e-11
+// under every mask, valid lengths and identity transport; a wrong sign, index or transport moves
+// the messages by O(1). On the wide range the lifted double forward is off it by its (P1) rounding
+// (1e-7 to 1e-5 measured, below 1e-4), which is what the pair-by-pair GPU path avoids.
+TEST_CASE("the long-double pair-by-pair reference equals the exact forward in double", "[precision]") {
+  std::mt19937 rng(47);
+  const int B = 2, N = 19;
+  for (AttentionOptions o : testing::mask_variants(0.7, 5, 8, -0.1, -0.05)) {
+    o.valid_lengths = {N, 13};
+    const auto q = testing::random_beliefs<Spec>(rng, B, N, Covariance::diagonal);
+    const auto want = attention_forward<Spec>(q.view(), o);
+    CAPTURE(o.mask.causal, o.mask.mask_self, o.mask.window, o.mask.alibi_slope, o.identity_transport);
+    CHECK(testing::norm_relative_error(testing::accurate_mean_messages<Spec>(B, N, q.mu, q.sigma, q.phi, o), want.mu) < 1e-11);
+  }
+  const Beliefs<double> wide = wide_beliefs(rng, 64, 1e-6, 1e6, 1).cast<double>();
+  AttentionOptions o;
+  o.mask.causal = true;
+  const auto lifted = attention_forward<Spec>(wide.view(), o);
+  const double error = testing::norm_relative_error(lifted.mu, testing::accurate_mean_messages<Spec>(2, 64, wide.mu, wide.sigma, wide.phi, o));
+  UNSCOPED_INFO("lifted double forward against the reference, variances in [1e-6, 1e6]: " << error);
+  CHECK(error < 1e-4);
 }

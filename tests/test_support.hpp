@@ -6,6 +6,7 @@
 #include <gauge_attn/options.hpp>
 
 #include <Eigen/Core>
+#include <cmath>
 #include <random>
 #include <string>
 #include <vector>
@@ -17,6 +18,18 @@
 namespace gauge_attn::testing {
 
 inline std::string fixture(const std::string& name) { return std::string(GAUGE_ATTN_FIXTURE_DIR) + "/" + name; }
+
+/// ‖got − want‖ / ‖want‖ over every component, in long double (either side may be).
+template <class A, class B>
+double norm_relative_error(const A& got, const B& want) {
+  long double num = 0, den = 0;
+  for (std::size_t k = 0; k < want.size(); ++k) {
+    const long double d = static_cast<long double>(got[k]) - static_cast<long double>(want[k]);
+    num += d * d;
+    den += static_cast<long double>(want[k]) * static_cast<long double>(want[k]);
+  }
+  return double(std::sqrt(num / den));
+}
 
 /// Random beliefs for a spec: μ ~ N(0, 1), frames φ ~ N(0, s²) per component, variances
 /// uniform in [0.3, 3] or, for full covariances, per-head blocks A Aᵀ/K + 0.3 I (SPD, condition

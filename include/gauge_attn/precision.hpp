@@ -84,7 +84,8 @@ void check_precision(const std::vector<HeadPrecision>& bounds, const AttentionOp
             p.query_norm, ", max |b_j| = ", p.key_norm, " at kappa = ", kappa[h], ", centred means up to ",
             p.mean_spread, "), above score_error_tolerance = ", o.score_error_tolerance,
             means ? ": the means are far apart for float scores" : ": the variances span too many decades for float scores",
-            "; use double inputs or options.scores = Scores::float64, or PrecisionCheck::report to accept it"));
+            "; use double inputs or options.scores = Scores::float64 (on the GPU, gpu::Pairwise has no such bound), "
+            "or PrecisionCheck::report to accept it"));
   }
 }
 

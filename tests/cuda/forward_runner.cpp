@@ -23,16 +23,17 @@ GpuRun run_gpu_forward(const std::string& spec, int batch, int tokens, Covarianc
 GpuPairwiseRun run_gpu_pairwise(const std::string& spec, int batch, int tokens, Covariance covariance,
                                 const std::vector<double>& mu, const std::vector<double>& sigma,
                                 const std::vector<double>& phi, const AttentionOptions& options,
-                                bool covariance_message) {
+                                bool covariance_message, bool materialised) {
   return specs::visit(spec, [&](auto s) {
-    return pairwise_of<decltype(s), double>(batch, tokens, covariance, mu, sigma, phi, options, covariance_message);
+    return pairwise_of<decltype(s), double>(batch, tokens, covariance, mu, sigma, phi, options, covariance_message,
+                                            materialised);
   });
 }
 
 GpuPairwiseRun run_gpu_pairwise_float(int batch, int tokens, Covariance covariance, const std::vector<double>& mu,
                                       const std::vector<double>& sigma, const std::vector<double>& phi,
                                       const AttentionOptions& options, bool covariance_message) {
-  return pairwise_of<specs::Upstream, float>(batch, tokens, covariance, mu, sigma, phi, options, covariance_message);
+  return pairwise_of<specs::Upstream, float>(batch, tokens, covariance, mu, sigma, phi, options, covariance_message, true);
 }
 
 }  // namespace gauge_attn::testing

@@ -71,15 +71,17 @@ GpuRun run_forward_of(int batch, int tokens, Covariance covariance, const std::v
 template <class Spec, class T>
 GpuPairwiseRun pairwise_of(int batch, int tokens, Covariance covariance, const std::vector<double>& mu,
                         const std::vector<double>& sigma, const std::vector<double>& phi,
-                        const AttentionOptions& options, bool covariance_message) {
+                        const AttentionOptions& options, bool covariance_message, bool materialised) {
   const std::size_t rows = std::size_t(batch) * tokens, H = Spec::num_heads;
   auto device = [](const std::vector<double>& v) { return thrust::device_vector<T>(v.begin(), v.end()); };
   const thrust::device_vector<T> d_mu = device(mu), d_sigma = device(sigma), d_phi = device(phi);
   const gpu::DeviceBeliefsOf<T> q =
       gpu::device_beliefs(batch, tokens, int(Spec::embed_dim), covariance, d_mu, d_sigma, d_phi);
   gpu::PairwiseVectorsOf<T> out;
-  out.kl.resize(rows * H * tokens);
-  out.beta.resize(out.kl.size());
+  if (materialised) {
+    out.kl.resize(rows * H * tokens);
+    out.beta.resize(out.kl.size());
+  }
   out.mu.resize(mu.size());
   if (covariance_message) out.sigma.resize(sigma.size());
   for (auto* v : {&out.row_std, &out.uniform_row_std, &out.entropy}) v->resize(rows * H);
@@ -101,12 +103,12 @@ template GpuRun run_forward_of<RunnerSpec>(int, int, Covariance, const std::vect
 #ifndef GAUGE_ATTN_RUNNER_FORWARD_ONLY  // the pair-by-pair path of the named specs
 template GpuPairwiseRun pairwise_of<RunnerSpec, double>(int, int, Covariance, const std::vector<double>&,
                                                         const std::vector<double>&, const std::vector<double>&,
-                                                        const AttentionOptions&, bool);
+                                                        const AttentionOptions&, bool, bool);
 #endif
 #ifdef GAUGE_ATTN_RUNNER_FLOAT_PAIRWISE  // the float pair-by-pair path: the upstream spec's file only
 template GpuPairwiseRun pairwise_of<RunnerSpec, float>(int, int, Covariance, const std::vector<double>&,
                                                        const std::vector<double>&, const std::vector<double>&,
-                                                       const AttentionOptions&, bool);
+                                                       const AttentionOptions&, bool, bool);
 #endif
 
 }  // namespace gauge_attn::testing

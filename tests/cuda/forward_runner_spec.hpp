@@ -36,6 +36,6 @@ GpuRun run_forward_of(int batch, int tokens, Covariance covariance, const std::v
 template <class Spec, class T>
 GpuPairwiseRun pairwise_of(int batch, int tokens, Covariance covariance, const std::vector<double>& mu,
                            const std::vector<double>& sigma, const std::vector<double>& phi,
-                           const AttentionOptions& options, bool covariance_message);
+                           const AttentionOptions& options, bool covariance_message, bool materialised);
 
 }  // namespace gauge_attn::testing

@@ -13,9 +13,11 @@
 #include <cmath>
 #include <cstdio>
 #include <random>
+#include <tuple>
 
 #include <gauge_attn/npy.hpp>
 
+#include "../accurate_reference.hpp"
 #include "../test_support.hpp"
 #include "forward_runner_spec.hpp"
 #include "gpu_runner.hpp"
@@ -262,6 +264,17 @@ void compare_pairwise(const std::string& name, Covariance kind, AttentionOptions
     CHECK(g.statistics[k].row_std == Approx(ref.row_statistics[k].row_std).margin(1e-10));
     CHECK(g.statistics[k].entropy == Approx(ref.row_statistics[k].entropy).margin(1e-10));
   }
+  // Without the KL and β outputs the keys are streamed, each pair's KL evaluated once per pass by
+  // the same code: the same numbers to the last bits (1e-13 covers a different contraction of
+  // the inlined KL at its two call sites).
+  const auto s = testing::run_gpu_pairwise(name, B, N, kind, q.mu, q.sigma, q.phi, o, true, false);
+  CHECK(s.kl.empty());
+  CHECK(relative(s.mu, g.mu) < 1e-13);
+  CHECK(relative(s.sigma, g.sigma) < 1e-13);
+  for (std::size_t k = 0; k < g.statistics.size(); ++k) {
+    CHECK(s.statistics[k].row_std == Approx(g.statistics[k].row_std).margin(1e-13));
+    CHECK(s.statistics[k].entropy == Approx(g.statistics[k].entropy).margin(1e-13));
+  }
 }
 
 TEST_CASE("GPU pair-by-pair path matches the CPU in both modes under every mask", "[gpu][upstream]") {
@@ -371,9 +384,37 @@ TEST_CASE("GPU float32 scores raise for variances in [1e-6, 1e6]; float64 scores
     double bound = 0;
     for (const HeadPrecision& p : gpu.precision) bound = std::max(bound, p.message_bound);
     const double error = relative_error(gpu.mu, ref.mu);
-    std::printf("float64 scores, variances in [1e-6, 1e6]: relative error %.1e, bound (P2) %.1e\n", error, bound);
+    const Beliefs<double> d = q.cast<double>();
+    const double accurate_error = testing::norm_relative_error(
+        gpu.mu, testing::accurate_mean_messages<specs::Upstream>(2, N, d.mu, d.sigma, d.phi, o));
+    std::printf("float64 scores, variances in [1e-6, 1e6]: relative error %.1e (against the accurate reference "
+                "%.1e), bound (P2) %.1e\n", error, accurate_error, bound);
     CHECK(error < std::max(1e-5, bound));
     if (covariance_message) CHECK(relative_error(gpu.sigma, ref.sigma) < std::max(1e-4, 2 * bound));
+  }
+}
+
+// The pair-by-pair path's exact KL is a sum of positive terms (kl_factors.hpp), so its messages stay
+// at double accuracy whatever the variances' range or the means' scale: against the long-double
+// reference (accurate_reference.hpp) 1e-10, where the KLs of the pairs that carry weight are up to
+// ~1e3 nats (a few u relative each) and the float-rounded inputs are the same on both sides. The
+// cases are those where the fused forward's bound (P1) refuses float scores.
+TEST_CASE("GPU pair-by-pair path is accurate for variances over twelve decades and spread means", "[gpu][precision]") {
+  std::mt19937 rng(111);
+  const int B = 2, N = 300;
+  for (auto [lo, hi, scale] : {std::tuple{1e-6, 1e6, 1.0}, std::tuple{0.0026, 6.71, 100.0}}) {
+    Beliefs<float> q = wide_beliefs(rng, N, lo, hi);
+    for (auto& x : q.mu) x *= float(scale);
+    const Beliefs<double> d = q.cast<double>();
+    AttentionOptions o;
+    o.mask.causal = true;
+    o.valid_lengths = {N, 211};
+    o.kappa = {0.5};
+    const auto want = testing::accurate_mean_messages<specs::Upstream>(B, N, d.mu, d.sigma, d.phi, o);
+    const auto g = testing::run_gpu_pairwise("upstream", B, N, Covariance::diagonal, d.mu, d.sigma, d.phi, o, false, false);
+    const double error = testing::norm_relative_error(g.mu, want);
+    std::printf("pair-by-pair, variances in [%g, %g], means x%g: relative error %.1e\n", lo, hi, scale, error);
+    CHECK(error < 1e-10);
   }
 }
 

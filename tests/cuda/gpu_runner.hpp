@@ -36,10 +36,12 @@ GpuRun run_gpu_forward(const std::string& spec, int batch, int tokens, Covarianc
                        const std::vector<float>& mu, const std::vector<float>& sigma, const std::vector<float>& phi,
                        const AttentionOptions& options, bool covariance_message, bool statistics);
 
-/// Runs Pairwise<named spec, double> (both modes, KL and β materialised) on host arrays.
+/// Runs Pairwise<named spec, double> (either mode) on host arrays; `materialised`: with the KL and β
+/// outputs (else they come back empty and the path streams the keys).
 GpuPairwiseRun run_gpu_pairwise(const std::string& spec, int batch, int tokens, Covariance covariance,
                                 const std::vector<double>& mu, const std::vector<double>& sigma,
-                                const std::vector<double>& phi, const AttentionOptions& options, bool covariance_message);
+                                const std::vector<double>& phi, const AttentionOptions& options, bool covariance_message,
+                                bool materialised = true);
 
 /// The same in float (inputs rounded to float), for the upstream spec only.
 GpuPairwiseRun run_gpu_pairwise_float(int batch, int tokens, Covariance covariance, const std::vector<double>& mu,

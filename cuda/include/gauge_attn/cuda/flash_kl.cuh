@@ -112,9 +112,11 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
           c1 - c0 == TS::step && tile_is_clear(p.mask, q0, q1, c0, c1, n, Statistics || p.mask.mask_self);
       const int first_key = c0 - t0 + kg;  // this thread's keys: first_key + 8c within the stage
 
-      // Scores of this thread's keys j = c0 + kg + 8c, in log2 units: a_i · b_j (M8), four floats
-      // (two doubles) of b_j per 16-byte shared load (the padding of b_j is zero).
-      float s[QR][KPT];
+      // Scores of this thread's keys j = c0 + kg + 8c, in log2 units: a_i · b_j (M8) − base, four
+      // floats (two doubles) of b_j per 16-byte shared load (the padding of b_j is zero). Kept in
+      // Score until the reference is raised: before the first raise the base is 0, and a float
+      // rounding of a double score of size |s| would move its weight by up to 2^(|s|·2⁻²⁴) − 1.
+      Score s[QR][KPT];
       Score base[QR];
 #pragma unroll
       for (int r = 0; r < QR; ++r) base[r] = state[r].base();
@@ -136,13 +138,14 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
               for (int r = 0; r < QR; ++r) dot[r] = fma(a[r][k + e], bk[e], dot[r]);
         }
 #pragma unroll
-        for (int r = 0; r < QR; ++r) s[r][c] = float(dot[r]);
+        for (int r = 0; r < QR; ++r) s[r][c] = dot[r];
       }
       if (alibi != 0.f)  // logit += slope·(i − j), from the exact integer distance
 #pragma unroll
         for (int c = 0; c < KPT; ++c)
 #pragma unroll
-          for (int r = 0; r < QR; ++r) s[r][c] = fmaf(alibi, float(row[r] - (c0 + kg + TS::key_groups * c)), s[r][c]);
+          for (int r = 0; r < QR; ++r)
+            s[r][c] = fma(Score(alibi), Score(row[r] - (c0 + kg + TS::key_groups * c)), s[r][c]);
       if (!clear)
 #pragma unroll
         for (int c = 0; c < KPT; ++c)
@@ -153,9 +156,9 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
       // Online softmax (M5): raise the reference when a score passes it by more than 2^8.
 #pragma unroll
       for (int r = 0; r < QR; ++r) {
-        float t = s[r][0];
+        Score t = s[r][0];
 #pragma unroll
-        for (int c = 1; c < KPT; c += 2) t = fmaxf(t, c + 1 < KPT ? fmaxf(s[r][c], s[r][c + 1]) : s[r][c]);
+        for (int c = 1; c < KPT; c += 2) t = fmax(t, c + 1 < KPT ? fmax(s[r][c], s[r][c + 1]) : s[r][c]);
         if (state[r].should_raise(t)) {
           const float scale = state[r].raise(t);
 #pragma unroll
@@ -179,12 +182,12 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
         }
 #pragma unroll
         for (int r = 0; r < QR; ++r) {
-          const float w = fast_exp2(s[r][c]);  // 2^−∞ = 0 for masked keys
+          const float x = float(s[r][c]), w = fast_exp2(x);  // 2^−∞ = 0 for masked keys
           const int j = c0 + kg + TS::key_groups * c;
 #pragma unroll
           for (int v = 0; v < V; ++v) acc[r][v] = fmaf(w, val[v], acc[r][v]);
           // The score without its ALiBi bias is the KL's share (G1).
-          state[r].add(w, s[r][c], j != row[r], alibi != 0.f ? fmaf(-alibi, float(row[r] - j), s[r][c]) : s[r][c]);
+          state[r].add(w, x, j != row[r], alibi != 0.f ? fmaf(-alibi, float(row[r] - j), x) : x);
         }
       }
     }

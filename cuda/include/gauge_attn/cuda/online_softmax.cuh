@@ -55,18 +55,22 @@ struct OnlineRow {
 
   /// Whether a new largest score t (relative to base()) moves the reference: when it passes it by
   /// more than the threshold, or is the first allowed score.
-  __device__ bool should_raise(float t) const { return t > rescale_threshold || (m == -INFINITY && t != -INFINITY); }
+  __device__ bool should_raise(Score t) const {
+    return t > Score(rescale_threshold) || (m == -INFINITY && t != -INFINITY);
+  }
   /// Moves the reference to base() + t and rescales the sums; returns the factor 2^−t (0 from −∞)
-  /// for the caller's message sums. The caller subtracts t from the scores it still holds.
-  __device__ float raise(float t) {
-    const float scale = m == -INFINITY ? 0.f : fast_exp2(-t);
+  /// for the caller's message sums. The caller subtracts t from the scores it still holds, in Score:
+  /// the first t of a row is a whole score (base 0), whose float rounding would be an error of
+  /// u_float·|s| in every weight of its tile.
+  __device__ float raise(Score t) {
+    const float scale = m == -INFINITY ? 0.f : fast_exp2(float(-t));
     m = base() + t;
     if (Statistics) {
-      ws = scale * (ws - t * l);
+      ws = scale * (ws - float(t) * l);
       off *= scale;
       off2 *= scale * scale;
     }
-    if (Energy) en = scale * (en - t * l);
+    if (Energy) en = scale * (en - float(t) * l);
     l *= scale;
     return scale;
   }

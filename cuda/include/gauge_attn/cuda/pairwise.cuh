@@ -388,7 +388,8 @@ class Pairwise {
     p.out = out;
     p.status = thrust::raw_pointer_cast(status_.data());
     const std::size_t rows = std::size_t(q.batch) * q.tokens;
-    for (T* o : {out.kl, out.beta})
+    T* const matrices[] = {out.kl, out.beta};
+    for (T* o : matrices)
       if (o) GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(o, 0, pairs * sizeof(T), stream));
     GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(out.mu, 0, rows * q.embed_dim * sizeof(T), stream));
     if (out.sigma)
