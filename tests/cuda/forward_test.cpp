@@ -379,8 +379,9 @@ TEST_CASE("GPU float32 scores raise for variances in [1e-6, 1e6]; float64 scores
     // Double scores are rounded by at most δ64 nats (P1 in double: the lifted vectors' own rounding,
     // u·Σ|a_k b_k|, which no summation order removes), so a weight moves by e^{2δ64} − 1 at most (P2,
     // the report's message_bound) and the messages (of O(1) means) by as much; the float softmax and
-    // sums add ~1e-6. On this input the H200 gave 5.1e-4 (bound ~4e-2); on the milder ranges of
-    // bench/float_error.cpp, 1e-7 to 8e-6.
+    // sums add ~1e-7. That is the guarantee; measured, the pairs that carry weight have small Σ|a_k b_k|
+    // and the H200 gives 6.2e-8 against the accurate reference (5.1e-4 while the first key tile of each
+    // row was rounded to float before the softmax reference was set): the issue's 1e-5 is checked too.
     double bound = 0;
     for (const HeadPrecision& p : gpu.precision) bound = std::max(bound, p.message_bound);
     const double error = relative_error(gpu.mu, ref.mu);
@@ -390,6 +391,7 @@ TEST_CASE("GPU float32 scores raise for variances in [1e-6, 1e6]; float64 scores
     std::printf("float64 scores, variances in [1e-6, 1e6]: relative error %.1e (against the accurate reference "
                 "%.1e), bound (P2) %.1e\n", error, accurate_error, bound);
     CHECK(error < std::max(1e-5, bound));
+    CHECK(accurate_error < 1e-5);
     if (covariance_message) CHECK(relative_error(gpu.sigma, ref.sigma) < std::max(1e-4, 2 * bound));
   }
 }
