@@ -190,10 +190,12 @@ void for_spins(F&& f) {
 
 }  // namespace
 
-TEST_CASE("kl: kl_direct equals an eigen-decomposition evaluation of (M4)", "[kl]") {
+// kl_from_factors (the pair-by-pair GPU path's exact KL, kl_factors.hpp) on the same inputs and at
+// the same tolerance: both round ~K²·u·cond(Σ) ≈ 1e-13 relative.
+TEST_CASE("kl: kl_direct and kl_from_factors equal an eigen-decomposition evaluation of (M4)", "[kl]") {
   std::mt19937 rng(401);
-  for (int l = 0; l <= 4; ++l) {
-    const int K = 2 * l + 1;
+  for_spins([&](auto spin) {
+    constexpr int l = decltype(spin)::value, K = 2 * l + 1;
     for (int t = 0; t < 6; ++t) {
       const bool diagonal = t % 2 == 1;
       const VectorXd mu_i = random_mean(rng, K), mu_j = random_mean(rng, K);
@@ -203,6 +205,10 @@ TEST_CASE("kl: kl_direct equals an eigen-decomposition evaluation of (M4)", "[kl
       const double want = kl_transported_reference(mu_i, Sigma_i, mu_j, Sigma_j, Omega);
       CAPTURE(l, t, want);
       CHECK(std::abs(kl_direct(mu_i, Sigma_i, mu_j, Sigma_j, Omega) - want) <= rel_tol(1e-11, want));
+      CHECK(std::abs(kl_by_factors<double, K>(mu_i, Sigma_i, mu_j, Sigma_j, Omega, diagonal) - want) <=
+            rel_tol(1e-11, want));
+      CHECK(std::abs(kl_by_factors<double, K>(mu_i, Sigma_i, mu_i, Sigma_i, MatrixXd::Identity(K, K), diagonal)) <=
+            1e-12);
       // kl_gaussian is the untransported KL that kl_direct is built on.
       const double plain = kl_reference(mu_i, Sigma_i, mu_j, Sigma_j);
       CHECK(std::abs(gauge_attn::kl_gaussian(mu_i, Sigma_i, mu_j, Sigma_j) - plain) <= rel_tol(1e-11, plain));
@@ -212,7 +218,7 @@ TEST_CASE("kl: kl_direct equals an eigen-decomposition evaluation of (M4)", "[kl
         CHECK(std::abs(transposed - want) > 1e-6);
       }
     }
-  }
+  });
 }
 
 TEST_CASE("kl: kl_direct equals closed forms for 1-D and for diagonal beliefs under signed permutations",
@@ -476,28 +482,6 @@ TEST_CASE("kl: a non-SPD covariance throws InvalidArgument naming it", "[kl]") {
       CHECK(argument_of([&] { kl_upstream_full(mu_i, good, mu_j, bad, Omega, 0.0); }) == "Sigma_t");
     }
   }
-}
-
-// kl_from_factors (the pair-by-pair GPU path's exact KL) against kl_direct, on the inputs of the
-// cases above: both round ~K²·u·cond(Σ) ≈ 1e-13 relative; 1e-11·max(1, KL) as for kl_direct.
-TEST_CASE("kl: kl_from_factors equals kl_direct, and KL(q||q) = 0", "[kl]") {
-  std::mt19937 rng(409);
-  for_spins([&](auto spin) {
-    constexpr int l = decltype(spin)::value, K = 2 * l + 1;
-    for (int t = 0; t < 6; ++t) {
-      const bool diagonal = t % 2 == 1;
-      const VectorXd mu_i = random_mean(rng, K), mu_j = random_mean(rng, K);
-      const MatrixXd Sigma_i = diagonal ? MatrixXd(random_variances(rng, K).asDiagonal()) : random_spd(rng, K);
-      const MatrixXd Sigma_j = diagonal ? MatrixXd(random_variances(rng, K).asDiagonal()) : random_spd(rng, K);
-      const MatrixXd Omega = transport(rng, l);
-      const double want = kl_direct(mu_i, Sigma_i, mu_j, Sigma_j, Omega);
-      CAPTURE(l, t, want);
-      CHECK(std::abs(kl_by_factors<double, K>(mu_i, Sigma_i, mu_j, Sigma_j, Omega, diagonal) - want) <=
-            rel_tol(1e-11, want));
-      const MatrixXd I = MatrixXd::Identity(K, K);
-      CHECK(std::abs(kl_by_factors<double, K>(mu_i, Sigma_i, mu_i, Sigma_i, I, diagonal)) <= 1e-12);
-    }
-  });
 }
 
 // What kl_factors.hpp is for: variances log-uniform in [1e-6, 1e6] (cond 1e12, the range issue 9

@@ -57,6 +57,18 @@ GAUGE_ATTN_HOST_DEVICE void exp_gz_times_column(double t, double (&v)[K]) {
   }
 }
 
+/// Column c of A·Bᵀ for K×K row-major A, B: out[r] = Σ_p A[r][p] B[c][p].
+template <int K>
+GAUGE_ATTN_HOST_DEVICE void column_of_product_transposed(const double* A, const double* B, int c, double (&out)[K]) {
+  GAUGE_ATTN_UNROLL
+  for (int r = 0; r < K; ++r) {
+    double s = 0;
+    GAUGE_ATTN_UNROLL
+    for (int p = 0; p < K; ++p) s += A[r * K + p] * B[c * K + p];
+    out[r] = s;
+  }
+}
+
 /// D = D^ℓ(φ), K = 2ℓ+1, given X = exp(−(π/2) G_x) (row-major), a column at a time: `column(c, d)`
 /// receives column c of D. T and ZY are K×K scratch shared by the workers of `cols`; every worker
 /// calls this (the steps synchronise), and the scratch may be reused when it returns.
@@ -79,13 +91,7 @@ GAUGE_ATTN_HOST_DEVICE void wigner_d_columns(const Columns& cols, const double* 
   cols.sync();
   cols.each([&](int c) {  // ZY = Z(a) (X Z(b) Xᵀ) = Z(a) Y(b)
     double v[K];
-    GAUGE_ATTN_UNROLL
-    for (int r = 0; r < K; ++r) {
-      double s = 0;
-      GAUGE_ATTN_UNROLL
-      for (int p = 0; p < K; ++p) s += T[r * K + p] * X[c * K + p];
-      v[r] = s;
-    }
+    column_of_product_transposed<K>(T, X, c, v);
     exp_gz_times_column<K>(a, v);
     GAUGE_ATTN_UNROLL
     for (int r = 0; r < K; ++r) ZY[r * K + c] = v[r];
@@ -100,13 +106,9 @@ GAUGE_ATTN_HOST_DEVICE void wigner_d_columns(const Columns& cols, const double* 
   cols.sync();
   cols.each([&](int c) {  // D = T (Z(a) Y(b))ᵀ
     double d[K];
+    column_of_product_transposed<K>(T, ZY, c, d);
     GAUGE_ATTN_UNROLL
-    for (int r = 0; r < K; ++r) {
-      double s = 0;
-      GAUGE_ATTN_UNROLL
-      for (int p = 0; p < K; ++p) s += T[r * K + p] * ZY[c * K + p];
-      d[r] = identity ? double(r == c) : s;
-    }
+    for (int r = 0; r < K; ++r) d[r] = identity ? double(r == c) : d[r];
     column(c, d);
   });
   cols.sync();

@@ -173,9 +173,9 @@ __global__ void __launch_bounds__(128) pairwise_transport_kernel(PairwiseParams<
   });
 }
 
-/// One query row per thread: KL of every pair, softmax, messages, row statistics. With the KL
-/// and β outputs the row's KLs are kept in `kl`; without them nothing of size N² is stored and
-/// the KL of an allowed pair is evaluated again in each of the three passes.
+/// One query row per thread: KL of every pair, softmax, messages, row statistics, in two passes
+/// over the keys. With the KL and β outputs the row's KLs are kept in `kl`; without them nothing of
+/// size N² is stored and the KL of an allowed pair is evaluated again in the second pass.
 template <class Spec, class T>
 __global__ void __launch_bounds__(128) pairwise_rows_kernel(PairwiseParams<Spec, T> p) {
   const int b = blockIdx.z, h = blockIdx.y, i = blockIdx.x * 128 + threadIdx.x;
@@ -204,35 +204,37 @@ __global__ void __launch_bounds__(128) pairwise_rows_kernel(PairwiseParams<Spec,
     double half_logdet_i = 0;
     for (int r = 0; r < K; ++r) half_logdet_i += log(L_i[r][r]);
     // Key j in its own frame, and Ω_ij = E_i E_j⁻¹.
-    auto key = [&](int j, double* Omega, double* mu_j, double* Sigma_j) {
-      const std::size_t tj = std::size_t(b) * p.tokens + j;
-      mat_mul<K>(E_i, frames + std::size_t(j) * 2 * K * K + K * K, Omega);
-      for (int k = 0; k < K; ++k) mu_j[k] = p.mu[tj * p.embed_dim + offset + k];
-      covariance_of<K>(p, tj, offset, Sigma_j);
+    struct Key {
+      double Omega[K * K], mu[K], Sigma[K * K];
     };
-    // Key j transported into frame i: Ωμ_j and ΩΣ_jΩᵀ.
-    auto transport = [&](const double* Omega, const double* mu_j, const double* Sigma_j, double* mu_t,
-                         double* Sigma_t) {
-      double tmp[K * K];
+    auto key = [&](int j, Key& key) {
+      const std::size_t tj = std::size_t(b) * p.tokens + j;
+      mat_mul<K>(E_i, frames + std::size_t(j) * 2 * K * K + K * K, key.Omega);
+      for (int k = 0; k < K; ++k) key.mu[k] = p.mu[tj * p.embed_dim + offset + k];
+      covariance_of<K>(p, tj, offset, key.Sigma);
+    };
+    // The key transported into frame i: Ωμ_j, and ΩΣ_jΩᵀ when `covariance`.
+    auto transport = [&](const Key& key, double* mu_t, double* Sigma_t, bool covariance) {
       for (int r = 0; r < K; ++r) {
         double s = 0;
-        for (int k = 0; k < K; ++k) s += Omega[r * K + k] * mu_j[k];
+        for (int k = 0; k < K; ++k) s += key.Omega[r * K + k] * key.mu[k];
         mu_t[r] = s;
       }
-      mat_mul<K>(Omega, Sigma_j, tmp);
+      if (!covariance) return;
+      double tmp[K * K];
+      mat_mul<K>(key.Omega, key.Sigma, tmp);
       for (int r = 0; r < K; ++r)
         for (int c = 0; c < K; ++c) {
           double s = 0;
-          for (int k = 0; k < K; ++k) s += tmp[r * K + k] * Omega[c * K + k];
+          for (int k = 0; k < K; ++k) s += tmp[r * K + k] * key.Omega[c * K + k];
           Sigma_t[r * K + c] = s;
         }
     };
     // KL_ij: exact, (M4) from the factors of Σ_i and Σ_j (kl_factors.hpp); upstream, the §6 variants.
     // False (and reported) when Σ_j, or upstream's regularised transported Σ, is not positive definite.
-    auto kl_of = [&](int j, double& kl) {
-      double Omega[K * K], mu_j[K], Sigma_j[K * K], mu_t[K], Sigma_t[K * K];
-      key(j, Omega, mu_j, Sigma_j);
-      if (p.upstream) transport(Omega, mu_j, Sigma_j, mu_t, Sigma_t);
+    auto kl_of = [&](int j, const Key& key, double& kl) {
+      double mu_t[K], Sigma_t[K * K];
+      if (p.upstream) transport(key, mu_t, Sigma_t, true);
       if (p.upstream && p.diagonal) {  // §6: diagonal of the transported covariance, clamped
         kl = 0;
         for (int k = 0; k < K; ++k) {
@@ -246,14 +248,14 @@ __global__ void __launch_bounds__(128) pairwise_rows_kernel(PairwiseParams<Spec,
       double L[K][K];  // exact: Σ_j = L Lᵀ; upstream: Σ̃_j + εI = L Lᵀ
       for (int r = 0; r < K; ++r)
         for (int c = 0; c < K; ++c)
-          L[r][c] = p.upstream ? Sigma_t[r * K + c] + (r == c ? epsilon : 0.0) : Sigma_j[r * K + c];
+          L[r][c] = p.upstream ? Sigma_t[r * K + c] + (r == c ? epsilon : 0.0) : key.Sigma[r * K + c];
       if (!lifted::cholesky(L)) {
         report(p.status, InputError::covariance, (long long)(std::size_t(b) * p.tokens + j) * Spec::num_heads + h);
         return false;
       }
       if (!p.upstream) {
-        kl = gauge_attn::detail::kl_from_factors<double, K>(Omega, mu_i, &L_i[0][0], half_logdet_i, mu_j, &L[0][0],
-                                                            p.diagonal);
+        kl = gauge_attn::detail::kl_from_factors<double, K>(key.Omega, mu_i, &L_i[0][0], half_logdet_i, key.mu,
+                                                            &L[0][0], p.diagonal);
         return true;
       }
       double S_i[K * K];
@@ -265,50 +267,67 @@ __global__ void __launch_bounds__(128) pairwise_rows_kernel(PairwiseParams<Spec,
     double* kl_row = p.kl ? p.kl + row * p.tokens : nullptr;  // null: not materialised
     const KeyRange keys = key_range(p.mask, i, n);
     const double kappa = p.kappa[h];
-    double top = -INFINITY;
+    // First pass: the KLs (kept when materialised) and the softmax sums (M5) over the allowed keys,
+    // online: total = Σ e^x and weighted = Σ e^x·x, x = logit − top, top the largest logit so far.
+    double top = -INFINITY, total = 0, weighted = 0;
     for (int j = 0; j < n; ++j) {
       if (!kl_row && !keys.allows(j)) continue;
+      Key k;
+      key(j, k);
       double kl;
-      if (!kl_of(j, kl)) return;
+      if (!kl_of(j, k, kl)) return;
       if (kl_row) kl_row[j] = kl;
       if (p.out.kl) p.out.kl[row * p.tokens + j] = T(kl);
-      if (keys.allows(j)) top = fmax(top, -kl / kappa + logit_bias(p.mask, i, j));
-    }
-    // The logit of allowed key j less the row's largest (M5): read back, or evaluated again.
-    auto logit = [&](int j) {
-      double kl = 0;
-      if (kl_row)
-        kl = kl_row[j];
-      else
-        kl_of(j, kl);  // succeeded in the first pass
-      return -kl / kappa + logit_bias(p.mask, i, j) - top;
-    };
-    // Softmax (M5) over the allowed keys; upstream then clamps every β ≥ 1e-8.
-    double total = 0, weighted = 0;
-    for (int j = keys.begin; j < keys.end; ++j)
-      if (keys.allows(j)) {
-        const double x = logit(j);
-        total += exp(x);
-        weighted += exp(x) * x;
+      if (!keys.allows(j)) continue;
+      const double logit = -kl / kappa + logit_bias(p.mask, i, j);
+      if (logit > top) {  // move the reference: e^x·x sums to e^shift (weighted + shift·total)
+        const double shift = top - logit;
+        if (total > 0) {
+          const double scale = exp(shift);
+          weighted = scale * (weighted + shift * total);
+          total *= scale;
+        }
+        top = logit;
       }
+      const double x = logit - top;
+      total += exp(x);
+      weighted += exp(x) * x;
+    }
+    // Second pass: β (upstream then clamps every β ≥ 1e-8) and the messages; the KL read back, or
+    // evaluated again. Masked keys carry weight only upstream (at 1e-8); β's output is zeroed.
     const double masked = p.upstream ? floor_beta : 0.0;
     double m[K] = {}, second[K * K] = {}, sum_off = 0, sumsq_off = 0;
     for (int j = 0; j < n; ++j) {
-      double beta = keys.allows(j) ? exp(logit(j)) / total : 0.0;
+      const bool allowed = keys.allows(j);
+      if (!allowed && !p.upstream) continue;
+      Key k;
+      bool keyed = false;
+      double beta = 0;
+      if (allowed) {
+        double kl = 0;
+        if (kl_row) {
+          kl = kl_row[j];
+        } else {
+          key(j, k);
+          keyed = true;
+          kl_of(j, k, kl);  // succeeded in the first pass
+        }
+        beta = exp(-kl / kappa + logit_bias(p.mask, i, j) - top) / total;
+      }
       if (p.upstream) beta = fmax(beta, floor_beta);
       if (p.out.beta) p.out.beta[row * p.tokens + j] = T(beta);
-      if (keys.allows(j) && j != i) {
+      if (allowed && j != i) {
         sum_off += beta;
         sumsq_off += beta * beta;
       }
-      if (beta == 0) continue;  // masked keys carry weight only upstream (at 1e-8)
-      double Omega[K * K], mu_j[K], Sigma_j[K * K], mu_t[K], Sigma_t[K * K];
-      key(j, Omega, mu_j, Sigma_j);
-      transport(Omega, mu_j, Sigma_j, mu_t, Sigma_t);
+      if (beta == 0) continue;
+      if (!keyed) key(j, k);
+      double mu_t[K], Sigma_t[K * K];
+      transport(k, mu_t, Sigma_t, p.out.sigma != nullptr);
       for (int r = 0; r < K; ++r) {
         m[r] += beta * mu_t[r];
-        for (int c = 0; c < K; ++c)
-          second[r * K + c] += beta * (Sigma_t[r * K + c] + mu_t[r] * mu_t[c]);
+        if (p.out.sigma)
+          for (int c = 0; c < K; ++c) second[r * K + c] += beta * (Sigma_t[r * K + c] + mu_t[r] * mu_t[c]);
       }
     }
     for (int k = 0; k < K; ++k) p.out.mu[ti * p.embed_dim + offset + k] = T(m[k]);
