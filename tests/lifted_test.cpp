@@ -18,16 +18,20 @@
 //    (a few K-term dot products and one triangular solve; observed ~1e-15).
 //  - the column steps (detail/columns.hpp) with the columns taken in reverse order: bitwise equal,
 //    but for the sums over columns (ln det Σ), which may round differently: 1e-14 relative.
+//  - a row's own score bounds the row (KL ≥ 0, KL_ii = 0): in double, s_ij − s_ii ≤ 1e-11·max(1, |s_ii|)
+//    (the rounding above); in float, summed as the GPU's FP32 path sums them, ≤ 2δ of (P1).
 #include <gauge_attn/detail/so3_tables.hpp>
 #include <gauge_attn/detail/wigner_factorised.hpp>
 #include <gauge_attn/kl.hpp>
 #include <gauge_attn/lifted.hpp>
+#include <gauge_attn/precision.hpp>
 #include <gauge_attn/wigner.hpp>
 
 #include <catch2/catch.hpp>
 
 #include <Eigen/Cholesky>
 #include <Eigen/LU>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -493,6 +497,60 @@ void check_cholesky(std::uint32_t seed) {
   }
 }
 
+/// a·b summed as the GPU's FP32 tile path sums a score: an FMA chain in float from 0.
+template <int P>
+float float_chain(const float (&a)[P], const float (&b)[P]) {
+  float s = 0;
+  for (int p = 0; p < P; ++p) s = std::fma(a[p], b[p], s);
+  return s;
+}
+
+/// Row i's own score s_ii = −½ ln det Σ_i / κ is the largest of its row (KL_ij ≥ 0 = KL_ii): what
+/// lets the GPU's softmax start from it (precision.hpp, own_score_bounds_row). In double to the
+/// rounding of (M8); in float, from float-stored vectors, to 2δ of (P1).
+template <int L>
+void check_own_score_bounds_row(bool diagonal, std::uint32_t seed) {
+  constexpr int K = 2 * L + 1, P = LiftedWidths<K>::lifted;
+  std::mt19937 rng(seed);
+  constexpr int N = 48;
+  std::vector<PulledBack<double, K>> pbs;
+  for (int n = 0; n < N; ++n) pbs.push_back(pulled_back<double, K>(random_token<K>(rng, diagonal)));
+  const Vec<K> c = mean_nu<K>(pbs);
+  const double kappa = std::uniform_real_distribution<double>(0.2, 2.0)(rng);
+  std::vector<std::array<float, P>> a(N), b(N);
+  double A = 0, B = 0;
+  for (int i = 0; i < N; ++i) {
+    double nu[K], ad[P], bd[P];
+    for (int k = 0; k < K; ++k) nu[k] = pbs[i].nu[k] - c(k);
+    pack_query(pbs[i], nu, ad);
+    pack_key(pbs[i], nu, kappa, bd);
+    double a2 = 0, b2 = 0;
+    for (int p = 0; p < P; ++p) {
+      a[i][p] = float(ad[p]);
+      b[i][p] = float(bd[p]);
+      a2 += double(a[i][p]) * a[i][p];
+      b2 += double(b[i][p]) * b[i][p];
+    }
+    A = std::max(A, std::sqrt(a2));
+    B = std::max(B, std::sqrt(b2));
+  }
+  const double delta = gauge_attn::score_error_bound(gauge_attn::fma_score_roundings(P), gauge_attn::score_unit(false), A, B, 0);
+  double worst_double = -1e300, worst_float = -1e300;
+  for (int i = 0; i < N; ++i) {
+    const double own = lifted_score(pbs[i], pbs[i], c, kappa);
+    const float own_float = float_chain<P>(reinterpret_cast<const float(&)[P]>(a[i]), reinterpret_cast<const float(&)[P]>(b[i]));
+    for (int j = 0; j < N; ++j) {
+      worst_double = std::max(worst_double, (lifted_score(pbs[i], pbs[j], c, kappa) - own) / std::max(1.0, std::abs(own)));
+      worst_float = std::max(worst_float, double(float_chain<P>(reinterpret_cast<const float(&)[P]>(a[i]),
+                                                                 reinterpret_cast<const float(&)[P]>(b[j]))) - own_float);
+    }
+  }
+  CAPTURE(K, diagonal, kappa, delta, worst_double, worst_float);
+  CHECK(worst_double <= 1e-11);
+  CHECK(worst_float <= 2 * delta);
+  CHECK(worst_float >= 0);  // j = i itself
+}
+
 }  // namespace
 
 TEST_CASE("lifted: a_i·b_j = -(KL_ij + ½ ln det Sigma_i)/kappa for full covariances (M8)", "[lifted]") {
@@ -574,4 +632,25 @@ TEST_CASE("lifted: sym_index enumerates the packed upper triangle row by row, an
   CHECK(LiftedWidths<5>::sym == 15);
   CHECK(LiftedWidths<5>::values == 20);
   CHECK(LiftedWidths<5>::lifted == 21);
+}
+
+TEST_CASE("lifted: a row's own score is the largest of its row, to the rounding bound (P1) in float", "[lifted]") {
+  for (bool diagonal : {false, true}) {
+    check_own_score_bounds_row<0>(diagonal, 341);
+    check_own_score_bounds_row<1>(diagonal, 342);
+    check_own_score_bounds_row<2>(diagonal, 343);
+    check_own_score_bounds_row<4>(diagonal, 344);
+  }
+  // The GPU takes it as the softmax reference only where it holds: the own key allowed, no bias,
+  // and every weight e^(s_ij − s_ii) ≤ e^{2δ} within 2^8.
+  gauge_attn::MaskSpec mask;
+  mask.causal = true;
+  CHECK(gauge_attn::own_score_bounds_row(mask, 1e-4, 8));
+  CHECK(gauge_attn::own_score_bounds_row(mask, 2.77, 8));
+  CHECK_FALSE(gauge_attn::own_score_bounds_row(mask, 2.78, 8));  // 2δ > 8 ln 2
+  mask.mask_self = true;
+  CHECK_FALSE(gauge_attn::own_score_bounds_row(mask, 1e-4, 8));
+  mask.mask_self = false;
+  mask.alibi_slope = -0.01;
+  CHECK_FALSE(gauge_attn::own_score_bounds_row(mask, 1e-4, 8));
 }

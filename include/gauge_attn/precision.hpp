@@ -19,8 +19,10 @@
 #include <string>
 #include <vector>
 
+#include "config.hpp"
 #include "error.hpp"
 #include "irreps.hpp"
+#include "mask.hpp"
 #include "options.hpp"
 
 namespace gauge_attn {
@@ -35,11 +37,11 @@ struct HeadPrecision {
 };
 
 /// Unit roundoff of the scores: 2⁻²⁴ for float32, 2⁻⁵³ for float64.
-constexpr double score_unit(bool float64) { return float64 ? 0x1p-53 : 0x1p-24; }
+GAUGE_ATTN_HOST_DEVICE constexpr double score_unit(bool float64) { return float64 ? 0x1p-53 : 0x1p-24; }
 
 /// The roundings c of (P1), δ = 2·c·u·(A·B + |slope|·(n − 1)) + 4·2⁻²⁴, for a score of width P
 /// summed in an FMA chain: P + 4.
-constexpr double fma_score_roundings(int P) { return P + 4; }
+GAUGE_ATTN_HOST_DEVICE constexpr double fma_score_roundings(int P) { return P + 4; }
 
 /// The same for a score summed on the tensor cores in 3×TF32 (cuda/tf32x3.cuh), P padded to
 /// P8 = 8⌈P/8⌉: the split leaves 20u per product; each of the 3·P8/8 m16n8k8 products adds its 8
@@ -47,7 +49,25 @@ constexpr double fma_score_roundings(int P) { return P + 4; }
 /// them (Fasi, Higham, Mikaitis & Pranesh, PeerJ CS 2021, on NVIDIA tensor cores' float
 /// accumulation), ≤ 2u of each and 2u for the result, 20u of the magnitudes; two storage roundings:
 /// 24 + 20·3·P8/8 = 24 + 7.5·P8 (ℓ2: 204 against the chain's 25).
-constexpr double tensor_core_score_roundings(int P) { return 24 + 7.5 * ((P + 7) / 8 * 8); }
+GAUGE_ATTN_HOST_DEVICE constexpr double tensor_core_score_roundings(int P) { return 24 + 7.5 * ((P + 7) / 8 * 8); }
+
+/// δ of (P1), nats: scores summed with `roundings` (above) of unit `unit` from vectors of norms at
+/// most A = query_norm, B = key_norm, with a bias of magnitude at most `bias` (|slope|·(n − 1)).
+GAUGE_ATTN_HOST_DEVICE inline double score_error_bound(double roundings, double unit, double query_norm,
+                                                       double key_norm, double bias) {
+  return 2 * roundings * unit * (query_norm * key_norm + bias) + 4 * 0x1p-24;
+}
+
+/// Whether each row's own score s_ii bounds the row's scores, so that a softmax may take it as its
+/// reference from the start instead of a running maximum (the GPU's FP32 tile path, docs/cuda.md).
+/// The exact KL is ≥ 0 and KL_ii = 0 (Ω_ii = I), so without a logit bias the largest logit of row i
+/// is its own, −½ ln det Σ_i / κ (M8); rounded scores pass it by at most 2δ. It holds when the
+/// row's own key is allowed (no mask_self), there is no ALiBi bias, and every weight relative to it,
+/// e^(s_ij − s_ii) ≤ e^{2δ}, stays ≤ 2^max_log2_weight (δ = score_bound, nats).
+GAUGE_ATTN_HOST_DEVICE inline bool own_score_bounds_row(const MaskSpec& mask, double score_bound,
+                                                        double max_log2_weight) {
+  return !mask.mask_self && mask.alibi_slope == 0 && 2 * score_bound <= max_log2_weight * 0.6931471805599453;
+}
 
 /// (P1) and (P2) from the norms of the lifted vectors of a head over n valid tokens, its scores
 /// summed with `roundings` (above) of unit `unit`.
@@ -57,7 +77,7 @@ inline HeadPrecision head_precision(double roundings, double unit, double query_
   r.query_norm = query_norm;
   r.key_norm = key_norm;
   r.mean_spread = mean_spread;
-  r.score_bound = 2 * roundings * unit * (query_norm * key_norm + std::abs(slope) * (n - 1)) + 4 * 0x1p-24;
+  r.score_bound = score_error_bound(roundings, unit, query_norm, key_norm, std::abs(slope) * (n - 1));
   r.message_bound = std::expm1(2 * r.score_bound);  // +∞ once 2δ > ~709
   return r;
 }

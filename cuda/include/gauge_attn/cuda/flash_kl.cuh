@@ -37,7 +37,9 @@ namespace gauge_attn::gpu {
 
 namespace detail {
 
-template <int K, class Score, bool Covariance, bool Statistics, bool Energy, class Spec>
+/// OwnReference: the rows' references are their own scores (own_score_is_reference), else a
+/// running maximum raised lazily.
+template <int K, class Score, bool Covariance, bool Statistics, bool Energy, bool OwnReference, class Spec>
 __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, int tile, char* smem) {
   using TS = TileShape<K, Score>;
   using W = LiftedWidths<K>;
@@ -74,9 +76,13 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
     const Score* src = queries + head.queries + (std::size_t(b) * p.tokens + (active ? row[r] : q0)) * TS::query_stride;
     for (int k = 0; k < P; ++k) a[r][k] = active ? src[k] : Score(0);
   }
-  // Online softmax state per query (online_softmax.cuh): the reference m is raised only when a
-  // score passes it by more than 2^8 (lazy rescaling), so a score costs no subtraction: it starts at −m.
+  // Online softmax state per query (online_softmax.cuh): scores are computed relative to the
+  // reference m, so a score costs no subtraction: it starts at −m. m is the row's own score s_ii
+  // (OwnReference), or a running maximum raised only when a score passes it by more than 2^8.
   OnlineRow<Score, Statistics, Energy> state[QR];
+  if constexpr (OwnReference)
+    for (int r = 0; r < QR; ++r)
+      if (row[r] < q1) state[r].m = own_score<P>(a[r], keys + head.keys + (std::size_t(b) * p.tokens + row[r]) * TS::key_stride);
   float acc[QR][V];  // Σ w·v_j, the message sums (M9)
   for (int r = 0; r < QR; ++r)
     for (int v = 0; v < V; ++v) acc[r][v] = 0.f;
@@ -153,18 +159,20 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
           for (int r = 0; r < QR; ++r)
             if (!range[r].allows(c0 + kg + TS::key_groups * c)) s[r][c] = -INFINITY;
 
-      // Online softmax (M5): raise the reference when a score passes it by more than 2^8.
+      // Online softmax (M5): raise a running reference when a score passes it by more than 2^8.
+      if constexpr (!OwnReference) {
 #pragma unroll
-      for (int r = 0; r < QR; ++r) {
-        Score t = s[r][0];
+        for (int r = 0; r < QR; ++r) {
+          Score t = s[r][0];
 #pragma unroll
-        for (int c = 1; c < KPT; c += 2) t = fmax(t, c + 1 < KPT ? fmax(s[r][c], s[r][c + 1]) : s[r][c]);
-        if (state[r].should_raise(t)) {
-          const float scale = state[r].raise(t);
+          for (int c = 1; c < KPT; c += 2) t = fmax(t, c + 1 < KPT ? fmax(s[r][c], s[r][c + 1]) : s[r][c]);
+          if (state[r].should_raise(t)) {
+            const float scale = state[r].raise(t);
 #pragma unroll
-          for (int v = 0; v < V; ++v) acc[r][v] *= scale;
+            for (int v = 0; v < V; ++v) acc[r][v] *= scale;
 #pragma unroll
-          for (int c = 0; c < KPT; ++c) s[r][c] -= t;
+            for (int c = 0; c < KPT; ++c) s[r][c] -= t;
+          }
         }
       }
       // Message sums (M9): each key's values are read once and used for all QR queries.
@@ -243,10 +251,17 @@ __global__ void __launch_bounds__(128, Covariance ? 2 : GAUGE_ATTN_FLASH_MIN_BLO
   visit_spin(at.group, typename Spec::spins{}, [&](auto spin) {
     constexpr int K = 2 * decltype(spin)::value + 1;
     char* smem = reinterpret_cast<char*>(shared_tiles);
-    if constexpr (uses_tensor_cores(LiftedWidths<K>::lifted, sizeof(Score) == 8))
-      detail::attend_tile_rows_tensor_cores<K, Covariance, Statistics, Energy>(p, at.b, at.h, at.tile, smem);
-    else
-      detail::attend_tile_rows<K, Score, Covariance, Statistics, Energy>(p, at.b, at.h, at.tile, smem);
+    const bool own = detail::own_score_is_reference<K, Score>(p, at.b, at.h);
+    if constexpr (uses_tensor_cores(LiftedWidths<K>::lifted, sizeof(Score) == 8)) {
+      if (own)
+        detail::attend_tile_rows_tensor_cores<K, Covariance, Statistics, Energy, true>(p, at.b, at.h, at.tile, smem);
+      else
+        detail::attend_tile_rows_tensor_cores<K, Covariance, Statistics, Energy, false>(p, at.b, at.h, at.tile, smem);
+    } else if (own) {
+      detail::attend_tile_rows<K, Score, Covariance, Statistics, Energy, true>(p, at.b, at.h, at.tile, smem);
+    } else {
+      detail::attend_tile_rows<K, Score, Covariance, Statistics, Energy, false>(p, at.b, at.h, at.tile, smem);
+    }
   });
 }
 

@@ -6,6 +6,7 @@
 
 #include <gauge_attn/lifted.hpp>
 #include <gauge_attn/mask.hpp>
+#include <gauge_attn/precision.hpp>
 #include <gauge_attn/row_statistics.hpp>
 
 #include <cuda_runtime.h>
@@ -35,6 +36,7 @@ struct AttentionParams {
   const double* frames = nullptr;
   const double* means = nullptr;
   const double* half_logdets = nullptr;  // (H, B, N)
+  const unsigned long long* norms = nullptr;  // (B, H, 3): the lift's norms of (P1), as double bits
   float* mu = nullptr;               // (B, N, E)
   float* sigma = nullptr;            // Σ^agg, when the kernel is instantiated with the covariance
   float* lse = nullptr;              // (B, H, N), natural log-sum-exp of the (M8) scores (+ bias)
@@ -45,6 +47,34 @@ struct AttentionParams {
 };
 
 namespace detail {
+
+/// Whether the rows of sequence b, head h take their own score s_ii as the softmax reference from
+/// the start (own_score_bounds_row, precision.hpp: no mask_self, no ALiBi, and the bound (P1) of this
+/// head's scores, from the lift's norms and the rounding of the head's tile path, small enough that
+/// no weight passes the lazy-rescaling limit 2^8). Then the tile loops keep no running maximum: no
+/// max per pair, no branch per step. The reference is computed by an FMA chain (own_score) and the
+/// tile's scores on either path, so their difference is at most δ of that path plus δ of the chain
+/// (≤ the path's), and 2δ of the path is what is checked.
+template <int K, class Score, class Spec>
+__device__ bool own_score_is_reference(const AttentionParams<Spec>& p, int b, int h) {
+  constexpr int P = LiftedWidths<K>::lifted;
+  constexpr bool float64 = sizeof(Score) == 8;
+  const unsigned long long* norms = p.norms + (std::size_t(b) * Spec::num_heads + h) * 3;  // A, B (nats)
+  const double delta = score_error_bound(uses_tensor_cores(P, float64) ? tensor_core_score_roundings(P) : fma_score_roundings(P),
+                                         score_unit(float64), __longlong_as_double(norms[0]),
+                                         __longlong_as_double(norms[1]), 0.0);
+  return own_score_bounds_row(p.mask, delta, rescale_threshold);
+}
+
+/// Row i's own score a_i·b_i (log2 units), an FMA chain from 0: the reference of its softmax
+/// where own_score_is_reference holds.
+template <int P, class Score>
+__device__ Score own_score(const Score* a, const Score* b) {
+  Score s = 0;
+#pragma unroll
+  for (int k = 0; k < P; ++k) s = fma(a[k], b[k], s);
+  return s;
+}
 
 /// Writes the outputs of row i of sequence b, head h (n valid tokens) from its softmax state and
 /// its message sums acc[V] = Σ_j w_j v_j (v_j = [ν_j, sym(S_j + ν_jν_jᵀ)]), relative to row.m.

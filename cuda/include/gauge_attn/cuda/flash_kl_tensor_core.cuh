@@ -8,7 +8,8 @@
 // 8), and adds W·V with the weights as the A operand of the next products: the C layout of the
 // scores is the A layout of the weights once the 8 keys of a k-step are taken in the order
 // 0, 2, 4, 6, 1, 3, 5, 7, so the value rows are read in that order and nothing is shuffled. The four
-// lanes of a row share its reference m (a quad max per step), so their sums add up at the end.
+// lanes of a row share its reference m (its own score, or a quad max per step), so their sums add
+// up at the end.
 #pragma once
 
 #include <gauge_attn/lifted.hpp>
@@ -27,7 +28,9 @@
 
 namespace gauge_attn::gpu::detail {
 
-template <int K, bool Covariance, bool Statistics, bool Energy, class Spec>
+/// OwnReference: the rows' references are their own scores (own_score_is_reference), else a
+/// running maximum raised lazily.
+template <int K, bool Covariance, bool Statistics, bool Energy, bool OwnReference, class Spec>
 __device__ void attend_tile_rows_tensor_cores(const AttentionParams<Spec>& p, int b, int h, int tile, char* smem) {
   using TS = TensorCoreTileShape<K>;
   using Row = OnlineRow<float, Statistics, Energy>;
@@ -102,6 +105,9 @@ __device__ void attend_tile_rows_tensor_cores(const AttentionParams<Spec>& p, in
   }
 
   Row state[2];
+  if constexpr (OwnReference)  // the same chain in the four lanes of a row: the same bits
+    for (int hf = 0; hf < 2; ++hf)
+      if (row[hf] < q1) state[hf].m = own_score<TS::P>(gq + std::size_t(row[hf]) * stride, gk + std::size_t(row[hf]) * stride);
   float o[VT][4] = {};  // O = Σ_j w_j v_j in C layout: rows g (o[.][0..1]), g + 8 (o[.][2..3])
   const float alibi = float(p.mask.alibi_slope * 1.4426950408889634);  // log2 units, like the keys
   for (int t0 = lo, st = 0; t0 < hi; t0 += STEP, st ^= 1) {
@@ -152,24 +158,26 @@ __device__ void attend_tile_rows_tensor_cores(const AttentionParams<Spec>& p, in
             if (!range[e / 2].allows(key_of(nt, e))) s[nt][e] = -INFINITY;
 
       // Online softmax (M5): the row's largest new score over the quad, the same in its four lanes.
+      if constexpr (!OwnReference) {
 #pragma unroll
-      for (int hf = 0; hf < 2; ++hf) {
-        float top = fmaxf(s[0][2 * hf], s[0][2 * hf + 1]);
+        for (int hf = 0; hf < 2; ++hf) {
+          float top = fmaxf(s[0][2 * hf], s[0][2 * hf + 1]);
 #pragma unroll
-        for (int nt = 1; nt < NT; ++nt) top = fmaxf(top, fmaxf(s[nt][2 * hf], s[nt][2 * hf + 1]));
-        top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, 1));
-        top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, 2));
-        if (state[hf].should_raise(top)) {
-          const float scale = state[hf].raise(top);
+          for (int nt = 1; nt < NT; ++nt) top = fmaxf(top, fmaxf(s[nt][2 * hf], s[nt][2 * hf + 1]));
+          top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, 1));
+          top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, 2));
+          if (state[hf].should_raise(top)) {
+            const float scale = state[hf].raise(top);
 #pragma unroll
-          for (int vt = 0; vt < VT; ++vt) {
-            o[vt][2 * hf] *= scale;
-            o[vt][2 * hf + 1] *= scale;
-          }
+            for (int vt = 0; vt < VT; ++vt) {
+              o[vt][2 * hf] *= scale;
+              o[vt][2 * hf + 1] *= scale;
+            }
 #pragma unroll
-          for (int nt = 0; nt < NT; ++nt) {
-            s[nt][2 * hf] -= top;
-            s[nt][2 * hf + 1] -= top;
+            for (int nt = 0; nt < NT; ++nt) {
+              s[nt][2 * hf] -= top;
+              s[nt][2 * hf + 1] -= top;
+            }
           }
         }
       }

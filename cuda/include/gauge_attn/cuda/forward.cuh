@@ -74,6 +74,7 @@ class Forward {
     ap.frames = lp.frames;
     ap.means = lp.means;
     ap.half_logdets = lp.half_logdets;
+    ap.norms = lp.norms;
     ap.mu = out.mu;
     ap.sigma = out.sigma;
     ap.lse = out.lse;

@@ -39,6 +39,25 @@ struct LaneColumns {
     for (int c = 0; c < K; ++c) s += __shfl_sync(0xffffffffu, x, first + c);  // the K shuffles issue together
     return s;
   }
+  /// The sum of x over the warp's tokens, column by column: lane c of group 0 gets Σ_g x(lane gK + c),
+  /// by a tree over groups (offsets K, 2K, 4K, …); lanes past the last group add nothing.
+  template <class T>
+  __device__ T sum_over_tokens(T x) const {
+    const int lane = threadIdx.x % 32;
+#pragma unroll
+    for (int offset = K; offset < groups * K; offset *= 2) {
+      const T y = __shfl_down_sync(0xffffffffu, x, offset);
+      if (lane + offset < groups * K) x += y;
+    }
+    return x;
+  }
 };
+
+/// Whether a column executor splits a token over lanes (LaneColumns) rather than running its columns
+/// in turn on one thread (detail::SerialColumns).
+template <class Columns>
+inline constexpr bool splits_tokens_over_lanes = false;
+template <int K>
+inline constexpr bool splits_tokens_over_lanes<LaneColumns<K>> = true;
 
 }  // namespace gauge_attn::gpu

@@ -218,6 +218,8 @@ __device__ void lift_frame(const LiftParams<Spec>& p, const Columns& cols, int b
   }
   const float* mu = p.mu + t * p.embed_dim + head.offset;
   double* frame = p.frames + head.frames + t * K * K;
+  constexpr bool lanes = splits_tokens_over_lanes<Columns>;
+  double lane_nu = 0;  // on lanes: (Rᵀμ)_c of this lane's column c
   gauge_attn::detail::wigner_d_columns<K>(cols, p.tables + p.quarter_turns[head.irrep], phi, scratch, scratch + K * K,
                                           [&](int c, const double(&d)[K]) {
                                             if (!valid) return;
@@ -227,8 +229,18 @@ __device__ void lift_frame(const LiftParams<Spec>& p, const Columns& cols, int b
                                               nu += d[r] * double(mu[r]);
                                             }
                                             if (!isfinite(mu[c])) report(p.status, InputError::mean, where);
-                                            atomicAdd(block_nu + c, nu);
+                                            if constexpr (lanes)
+                                              lane_nu = nu;
+                                            else
+                                              atomicAdd(block_nu + c, nu);
                                           });
+  // On lanes, one shared-memory add per warp and column instead of one per token: a double
+  // atomicAdd in shared memory is a compare-and-swap loop, serialised over the lanes that contend
+  // (all 32 of a warp for ℓ0: measured 13.6 µs for W2's ℓ0 frames, most of it there).
+  if constexpr (lanes) {
+    lane_nu = cols.sum_over_tokens(lane_nu);
+    if (cols.group == 0 && cols.column < K) atomicAdd(block_nu + cols.column, lane_nu);
+  }
 }
 
 /// Max of the three norms of (P1) over the warp, then one atomic max each (the bits of a
