@@ -253,10 +253,15 @@ __global__ void __launch_bounds__(128, Covariance ? 2 : GAUGE_ATTN_FLASH_MIN_BLO
     char* smem = reinterpret_cast<char*>(shared_tiles);
     const bool own = detail::own_score_is_reference<K, Score>(p, at.b, at.h);
     if constexpr (uses_tensor_cores(LiftedWidths<K>::lifted, sizeof(Score) == 8)) {
-      if (own)
-        detail::attend_tile_rows_tensor_cores<K, Covariance, Statistics, Energy, true>(p, at.b, at.h, at.tile, smem);
-      else
-        detail::attend_tile_rows_tensor_cores<K, Covariance, Statistics, Energy, false>(p, at.b, at.h, at.tile, smem);
+      // The own-score loop only for heads whose queries stay in registers (ℓ ≤ 3): for wider heads
+      // its second copy of the tile loop cost registers and time (W6's mean kernel 48 → 96 B of
+      // stack, W6 1.878 → 1.943 ms on an H200; docs/performance.md).
+      if constexpr (TensorCoreTileShape<K>::queries_in_registers)
+        if (own) {
+          detail::attend_tile_rows_tensor_cores<K, Covariance, Statistics, Energy, true>(p, at.b, at.h, at.tile, smem);
+          return;
+        }
+      detail::attend_tile_rows_tensor_cores<K, Covariance, Statistics, Energy, false>(p, at.b, at.h, at.tile, smem);
     } else if (own) {
       detail::attend_tile_rows<K, Score, Covariance, Statistics, Energy, true>(p, at.b, at.h, at.tile, smem);
     } else {
