@@ -498,10 +498,10 @@ void check_cholesky(std::uint32_t seed) {
 }
 
 /// a·b summed as the GPU's FP32 tile path sums a score: an FMA chain in float from 0.
-template <int P>
-float float_chain(const float (&a)[P], const float (&b)[P]) {
+template <std::size_t P>
+float float_chain(const std::array<float, P>& a, const std::array<float, P>& b) {
   float s = 0;
-  for (int p = 0; p < P; ++p) s = std::fma(a[p], b[p], s);
+  for (std::size_t p = 0; p < P; ++p) s = std::fma(a[p], b[p], s);
   return s;
 }
 
@@ -538,11 +538,10 @@ void check_own_score_bounds_row(bool diagonal, std::uint32_t seed) {
   double worst_double = -1e300, worst_float = -1e300;
   for (int i = 0; i < N; ++i) {
     const double own = lifted_score(pbs[i], pbs[i], c, kappa);
-    const float own_float = float_chain<P>(reinterpret_cast<const float(&)[P]>(a[i]), reinterpret_cast<const float(&)[P]>(b[i]));
+    const float own_float = float_chain(a[i], b[i]);
     for (int j = 0; j < N; ++j) {
       worst_double = std::max(worst_double, (lifted_score(pbs[i], pbs[j], c, kappa) - own) / std::max(1.0, std::abs(own)));
-      worst_float = std::max(worst_float, double(float_chain<P>(reinterpret_cast<const float(&)[P]>(a[i]),
-                                                                 reinterpret_cast<const float(&)[P]>(b[j]))) - own_float);
+      worst_float = std::max(worst_float, double(float_chain(a[i], b[j])) - own_float);
     }
   }
   CAPTURE(K, diagonal, kappa, delta, worst_double, worst_float);

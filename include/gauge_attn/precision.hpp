@@ -59,7 +59,7 @@ GAUGE_ATTN_HOST_DEVICE inline double score_error_bound(double roundings, double 
 }
 
 /// Whether each row's own score s_ii bounds the row's scores, so that a softmax may take it as its
-/// reference from the start instead of a running maximum (the GPU's FP32 tile path, docs/cuda.md).
+/// reference from the start instead of a running maximum (the GPU's tile paths, docs/cuda.md).
 /// The exact KL is ≥ 0 and KL_ii = 0 (Ω_ii = I), so without a logit bias the largest logit of row i
 /// is its own, −½ ln det Σ_i / κ (M8); rounded scores pass it by at most 2δ. It holds when the
 /// row's own key is allowed (no mask_self), there is no ALiBi bias, and every weight relative to it,
