@@ -128,6 +128,10 @@ TEST_CASE("GPU forward handles awkward sizes, batches and valid lengths", "[gpu]
   compare<specs::HigherRank>("higher-rank", 1, 4097, Covariance::full, o, rng, false, false);
   o.valid_lengths = {300, 1, 129};
   compare<specs::Upstream>("upstream", 3, 300, Covariance::full, o, rng);
+  // N ≤ 128 lifts a sequence in one kernel, heads of an irrep grouped in a block (lift.cuh): the
+  // scaled spec's ten ℓ0 heads in groups of four (the last of two), and padded sequences.
+  o.valid_lengths = {50, 3};
+  compare<specs::Scaled>("scaled", 2, 64, Covariance::diagonal, o, rng);
   o.mask = MaskSpec{};
   o.valid_lengths = {77, 200};
   compare<specs::MoreTensor>("more-tensor", 2, 200, Covariance::diagonal, o, rng);

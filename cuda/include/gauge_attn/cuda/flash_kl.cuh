@@ -248,6 +248,9 @@ template <class Spec, class Score, bool Covariance, bool Statistics, bool Energy
 __global__ void __launch_bounds__(128, Covariance ? 2 : GAUGE_ATTN_FLASH_MIN_BLOCKS) flash_kl_kernel(AttentionParams<Spec> p) {
   extern __shared__ float4 shared_tiles[];
   const BlockPlace at = place_block(p.groups, int(blockIdx.x), p.batch, true);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  cudaGridDependencySynchronize();  // the lift's vectors (Forward launches this kernel programmatically)
+#endif
   visit_spin(at.group, typename Spec::spins{}, [&](auto spin) {
     constexpr int K = 2 * decltype(spin)::value + 1;
     char* smem = reinterpret_cast<char*>(shared_tiles);

@@ -53,6 +53,18 @@ class Forward {
     gauge_attn::detail::check_precision_options(opt);
     const bool covariance = out.sigma != nullptr, energy = out.energy != nullptr;
     const bool float64_scores = opt.scores == Scores::float64;
+    // Every valid row is written, and of a full Σ^agg only the head blocks: rows of padded tokens
+    // and the off-block entries are cleared here (the caller's memory holds whatever was there),
+    // before the lift, so that the attention follows the lift directly (its programmatic launch).
+    const std::size_t rows = std::size_t(q.batch) * q.tokens;
+    const bool padded = std::any_of(lengths.begin(), lengths.end(), [&](int n) { return n < q.tokens; });
+    if (covariance && (padded || q.covariance == Covariance::full))
+      GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(out.sigma, 0, detail::covariance_size(q) * sizeof(float), stream));
+    if (padded) {
+      GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(out.mu, 0, rows * q.embed_dim * sizeof(float), stream));
+      for (float* o : {out.lse, out.row_std, out.uniform_row_std, out.entropy, out.energy})
+        if (o) GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(o, 0, rows * H * sizeof(float), stream));
+    }
     lift_.run(q, kappa, lengths, opt.identity_transport, covariance, stream, float64_scores);
     last_ = opt;
     kappa_ = kappa;
@@ -82,16 +94,6 @@ class Forward {
     ap.uniform_row_std = out.uniform_row_std;
     ap.entropy = out.entropy;
     ap.energy = out.energy;
-    // Every valid row is written, and of a full Σ^agg only the head blocks: rows of padded tokens
-    // and the off-block entries are cleared here (the caller's memory holds whatever was there).
-    const std::size_t rows = std::size_t(q.batch) * q.tokens;
-    if (covariance && (lift_.padded() || q.covariance == Covariance::full))
-      GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(out.sigma, 0, detail::covariance_size(q) * sizeof(float), stream));
-    if (lift_.padded()) {
-      GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(out.mu, 0, rows * q.embed_dim * sizeof(float), stream));
-      for (float* o : {out.lse, out.row_std, out.uniform_row_std, out.entropy, out.energy})
-        if (o) GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(o, 0, rows * H * sizeof(float), stream));
-    }
     visit_flags(
         [&](auto f64, auto cov, auto stats, auto en) {
           using Score = std::conditional_t<decltype(f64)::value, double, float>;
@@ -134,8 +136,19 @@ class Forward {
     auto kernel = flash_kl_kernel<Spec, Score, Covariance, Statistics, Energy>;
     if (smem > 48 * 1024)
       GAUGE_ATTN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    kernel<<<unsigned(ap.groups.blocks()), 128, smem, stream>>>(ap);
-    GAUGE_ATTN_CUDA_CHECK_LAUNCH(flash_kl_kernel);
+    // A programmatic dependent launch: the attention's launch overlaps the lift's last blocks, and
+    // its blocks wait in the kernel for the lift's writes before they read them (flash_kl_kernel).
+    cudaLaunchAttribute overlap{};
+    overlap.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    overlap.val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t config{};
+    config.gridDim = dim3(unsigned(ap.groups.blocks()));
+    config.blockDim = dim3(128);
+    config.dynamicSmemBytes = smem;
+    config.stream = stream;
+    config.attrs = &overlap;
+    config.numAttrs = 1;
+    GAUGE_ATTN_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, ap));
   }
 
   LiftWorkspace<Spec> lift_;

@@ -44,12 +44,26 @@ enum class InputError : unsigned {
   incoming_energy = 6
 };
 
+/// lift_sequence_kernel's blocks along grid.x (N ≤ 128): each irrep's heads in groups of
+/// `heads_per_block` that share a block, `warps_per_head` warps each, so that narrow heads fill a
+/// block (W1's five ℓ0 heads need two warps each at N = 64: one block instead of five). Irrep r's
+/// groups are blocks [first_block[r], first_block[r + 1]); its heads start at `first_head[r]`.
+template <int Irreps>
+struct SequenceLiftGroups {
+  int first_block[Irreps + 1] = {};
+  int first_head[Irreps] = {};
+  int heads[Irreps] = {};
+  int heads_per_block[Irreps] = {};
+  int warps_per_head[Irreps] = {};
+};
+
 /// The lift's inputs and outputs; device pointers. Passed by value to the kernels.
 template <class Spec>
 struct LiftParams {
   HeadLayout heads[Spec::num_heads];
   std::size_t quarter_turns[Spec::num_irreps];  // offset of each irrep's X in `tables`
   int first_block[Spec::num_heads + 1] = {};    // lift_frames/pack_kernel: head h's blocks start here
+  SequenceLiftGroups<Spec::num_irreps> sequence_groups;  // lift_sequence_kernel's blocks
   int batch = 0, tokens = 0, embed_dim = 0;
   bool diagonal = true, identity_transport = false;
   const float* mu = nullptr;     // (B, N, E)
@@ -180,10 +194,28 @@ static_assert(2 * 32 >= 2 * max_supported_l + 1, "gauge_attn::gpu: the lift redu
 /// lift_frames_kernel and lift_pack_kernel: many blocks of four warps.
 template <class Spec>
 using TokenLiftBlock = LiftBlock<Spec, 4>;
-/// lift_sequence_kernel, one block per (sequence, head): up to 16 warps, so that N ≤ 128 tokens
+/// lift_sequence_kernel, one block per (sequence, group of heads): up to 16 warps, so that N ≤ 128 tokens
 /// take few passes.
 template <class Spec>
 using SequenceLiftBlock = LiftBlock<Spec, 16>;
+
+/// The groups of lift_sequence_kernel for sequences of `tokens` ≤ 128 tokens: a head takes the warps
+/// its tokens fill at once (up to the block's), and a block as many heads of one irrep as fit.
+template <class Spec>
+SequenceLiftGroups<Spec::num_irreps> sequence_lift_groups(int tokens) {
+  constexpr int warps = SequenceLiftBlock<Spec>::warps;
+  SequenceLiftGroups<Spec::num_irreps> g;
+  Spec::for_each_irrep([&](auto irrep, int first) {
+    using I = decltype(irrep);
+    const int r = Spec::head(first).irrep, per_warp = LiftSplit<I::dim>::tokens_per_warp;
+    g.first_head[r] = first;
+    g.heads[r] = I::heads;
+    g.warps_per_head[r] = std::clamp((tokens + per_warp - 1) / per_warp, 1, warps);
+    g.heads_per_block[r] = warps / g.warps_per_head[r];
+    g.first_block[r + 1] = g.first_block[r] + (I::heads + g.heads_per_block[r] - 1) / g.heads_per_block[r];
+  });
+  return g;
+}
 
 namespace detail {
 
@@ -406,37 +438,47 @@ __global__ void __launch_bounds__(TokenLiftBlock<Spec>::threads) lift_pack_kerne
   });
 }
 
-/// Both steps in one block per (sequence, head), for N ≤ 128: grid (H, B). The sums are reduced
+/// Both steps in one block per (sequence, group of heads of one irrep), for N ≤ 128: grid
+/// (sequence_groups.first_block[irreps], B), each warp on one head of the group. The sums are reduced
 /// in the block and written (not added) to `means`, which needs no clearing.
 template <class Spec>
 __global__ void __launch_bounds__(SequenceLiftBlock<Spec>::threads) lift_sequence_kernel(LiftParams<Spec> p) {
-  __shared__ double shared[SequenceLiftBlock<Spec>::shared_doubles];
-  __shared__ double block_nu[2 * max_supported_l + 1];
-  const int b = blockIdx.y, h = blockIdx.x;
-  const HeadLayout& head = p.heads[h];
-  const int n = p.lengths[b];
-  visit_spin(head.irrep, typename Spec::spins{}, [&](auto spin) {
-    constexpr int K = 2 * decltype(spin)::value + 1;
-    constexpr int per_block = SequenceLiftBlock<Spec>::tokens(K);
-    if (threadIdx.x < K) block_nu[threadIdx.x] = 0;
+  using Block = SequenceLiftBlock<Spec>;
+  __shared__ double shared[Block::shared_doubles];
+  __shared__ double group_nu[Block::warps * (2 * Spec::max_l + 1)];  // (heads of the group, K)
+  const SequenceLiftGroups<Spec::num_irreps>& g = p.sequence_groups;
+  const int b = blockIdx.y, n = p.lengths[b];
+  int r = 0;
+  while (r + 1 < Spec::num_irreps && int(blockIdx.x) >= g.first_block[r + 1]) ++r;
+  visit_spin(r, typename Spec::spins{}, [&](auto spin) {
+    constexpr int K = 2 * decltype(spin)::value + 1, per_warp = LiftSplit<K>::tokens_per_warp;
+    const int group_head = g.first_head[r] + (int(blockIdx.x) - g.first_block[r]) * g.heads_per_block[r];
+    const int heads = min(g.heads_per_block[r], g.first_head[r] + g.heads[r] - group_head);
+    const int warps = g.warps_per_head[r], warp = threadIdx.x / 32, member = warp / warps;
+    const int h = group_head + member, per_pass = warps * per_warp;  // this warp's head: if member < heads
+    double* nu = group_nu + member * K;
+    for (int t = threadIdx.x; t < heads * K; t += blockDim.x) group_nu[t] = 0;
     __syncthreads();
-    detail::with_lift_split<K>(shared, [&](const auto& cols, int slot, double* scratch) {
-      for (int first = 0; first < n; first += per_block) {
-        const int i = first + slot;
-        detail::lift_frame<K>(p, cols, b, h, i, slot >= 0 && i < n, scratch, block_nu);
-      }
-    });
+    if (member < heads)
+      detail::with_lift_split<K>(shared, [&](const auto& cols, int slot, double* scratch) {
+        const int offset = (warp % warps) * per_warp + slot % per_warp;  // the token in each pass
+        for (int first = 0; first < n; first += per_pass)
+          detail::lift_frame<K>(p, cols, b, h, first + offset, slot >= 0 && first + offset < n, scratch, nu);
+      });
     __syncthreads();  // every frame and ν written
-    if (threadIdx.x < K) p.means[head.means + std::size_t(b) * K + threadIdx.x] = block_nu[threadIdx.x];
+    for (int t = threadIdx.x; t < heads * K; t += blockDim.x) {
+      p.means[p.heads[group_head + t / K].means + std::size_t(b) * K + t % K] = group_nu[t];
+      group_nu[t] /= n;  // now ν̄
+    }
     __syncthreads();
-    if (threadIdx.x < K) block_nu[threadIdx.x] /= n;  // now ν̄
-    __syncthreads();
+    if (member >= heads) return;
     double norms[3] = {0, 0, 0};
     detail::with_lift_split<K>(shared, [&](const auto& cols, int slot, double* scratch) {
-      for (int first = 0; first < n; first += per_block) {
-        const int i = first + slot;
+      const int offset = (warp % warps) * per_warp + slot % per_warp;
+      for (int first = 0; first < n; first += per_pass) {
         double token_norms[3];
-        detail::lift_pack<K>(p, cols, b, h, i, slot >= 0 && i < n, block_nu, scratch, token_norms);
+        detail::lift_pack<K>(p, cols, b, h, first + offset, slot >= 0 && first + offset < n, nu, scratch,
+                             token_norms);
         for (int k = 0; k < 3; ++k) norms[k] = fmax(norms[k], token_norms[k]);
       }
     });

@@ -62,8 +62,10 @@ class LiftWorkspace {
     p.means = raw(means_);
     p.half_logdets = raw(half_logdets_);
     p.status = raw(status_);
-    if (q.tokens <= lift_threads) {  // one block per sequence and head: one launch, nothing to clear
-      lift_sequence_kernel<Spec><<<dim3(H, q.batch), SequenceLiftBlock<Spec>::threads, 0, stream>>>(p);
+    if (q.tokens <= lift_threads) {  // one block per sequence and group of heads: one launch, nothing to clear
+      p.sequence_groups = sequence_lift_groups<Spec>(q.tokens);
+      const dim3 grid(p.sequence_groups.first_block[Spec::num_irreps], q.batch);
+      lift_sequence_kernel<Spec><<<grid, SequenceLiftBlock<Spec>::threads, 0, stream>>>(p);
       GAUGE_ATTN_CUDA_CHECK_LAUNCH(lift_sequence_kernel);
     } else {
       GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(p.means, 0, means_.size() * sizeof(double), stream));
