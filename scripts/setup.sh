@@ -16,12 +16,12 @@ case "${1:-}" in
   *) echo "usage: scripts/setup.sh [--system-only]" >&2; exit 2 ;;
 esac
 
-# The toolchain (CMake, g++, make), the libraries, Google Benchmark (libbenchmark-dev: without it
-# CMake skips bench/ with only a status message), gnuplot-nox, which draws the charts of
-# tools/gauge_attn_study at run time (without it they stay as scripts), python3-venv and
+# The toolchain (CMake, g++, make, and Ninja, which test.sh prefers), the libraries, Google Benchmark
+# (libbenchmark-dev: without it CMake skips bench/ with only a status message), gnuplot-nox, which
+# draws the charts of tools/gauge_attn_study at run time (without it they stay as scripts), python3-venv and
 # python3-dev, with which the distribution's python3 makes .venv and compiles the extension, and
 # fortunes (with fortunes-min), the English text that examples/python/train_gauge_lm.py learns.
-packages=(cmake g++ make libeigen3-dev catch2 libcli11-dev nlohmann-json3-dev libstb-dev libbenchmark-dev
+packages=(cmake g++ make ninja-build libeigen3-dev catch2 libcli11-dev nlohmann-json3-dev libstb-dev libbenchmark-dev
           gnuplot-nox python3-venv python3-dev fortunes)
 
 install_system_packages() {
