@@ -4,9 +4,10 @@
 // With φ = θ n̂ and n̂ = (sin b cos a, sin b sin a, cos b):
 //   exp(θ n̂·G) = Z(a) Y(b) Z(θ) Y(b)ᵀ Z(a)ᵀ,   Z(t) = exp(t G_z),   Y(t) = exp(t G_y) = X Z(t) Xᵀ,
 // X = exp(−(π/2) G_x) (so3_tables.hpp). Every factor is orthogonal up to rounding for any θ
-// (θ ≥ π included). The angles lose precision only where the result stops depending on them:
-// b → 0 or π makes Z(a) commute with the rest, θ → 0 makes Z(θ) → I; so no accuracy is lost as
-// |φ| → 0 or near the poles.
+// (θ ≥ π included). Only θ goes through sin and cos: cos a, sin a, cos b, sin b are ratios of φ's
+// coordinates (no atan2, and two fewer sincos, in the float64 chain of the device lift). They lose
+// precision only where the result stops depending on them: b → 0 or π makes Z(a) commute with the
+// rest, θ → 0 makes Z(θ) → I; so no accuracy is lost as |φ| → 0 or near the poles.
 //
 // The product is computed a column at a time (columns.hpp): the CPU and a GPU thread take the
 // columns in turn, the GPU lift gives each column of a token to its own lane.
@@ -22,17 +23,28 @@ namespace gauge_attn::detail {
 // In the basis [m=0, c1, s1, …], G_z rotates each plane (c_m, s_m) = (2m−1, 2m) at rate m, with
 // G_z[c_m][s_m] = −m and G_z[s_m][c_m] = +m (math.md §2; tested against the tables).
 
+/// An angle t by its cosine and sine.
+struct Turn {
+  double cos, sin;
+};
+
 /// Column c of M·Z(t), M row-major K×K: (MZ)[:, c_m] = cos(mt) M[:, c_m] + sin(mt) M[:, s_m],
-/// (MZ)[:, s_m] = −sin(mt) M[:, c_m] + cos(mt) M[:, s_m]; column 0 is unchanged.
+/// (MZ)[:, s_m] = −sin(mt) M[:, c_m] + cos(mt) M[:, s_m]; column 0 is unchanged. cos mt and sin mt
+/// follow from t's by angle addition (error ~m ulp, ≤ 1e-14 for ℓ ≤ 24).
 template <int K>
-GAUGE_ATTN_HOST_DEVICE void column_times_exp_gz(const double* M, double t, int c, double (&out)[K]) {
+GAUGE_ATTN_HOST_DEVICE void column_times_exp_gz(const double* M, Turn t, int c, double (&out)[K]) {
   if (c == 0) {
     GAUGE_ATTN_UNROLL
     for (int r = 0; r < K; ++r) out[r] = M[r * K];
     return;
   }
   const int m = (c + 1) / 2, cm = 2 * m - 1, sm = 2 * m;
-  const double co = std::cos(m * t), si = std::sin(m * t);
+  double co = t.cos, si = t.sin;
+  for (int k = 1; k < m; ++k) {
+    const double next_co = co * t.cos - si * t.sin;
+    si = si * t.cos + co * t.sin;
+    co = next_co;
+  }
   GAUGE_ATTN_UNROLL
   for (int r = 0; r < K; ++r) {
     const double x = M[r * K + cm], y = M[r * K + sm];
@@ -40,11 +52,10 @@ GAUGE_ATTN_HOST_DEVICE void column_times_exp_gz(const double* M, double t, int c
   }
 }
 
-/// v ← Z(t)·v for one column v. One sincos: cos mt and sin mt follow by angle addition (error
-/// ~m ulp, ≤ 1e-14 for ℓ ≤ 24), which keeps the device lift short (double trigonometry is slow).
+/// v ← Z(t)·v for one column v; cos mt and sin mt by angle addition, as above.
 template <int K>
-GAUGE_ATTN_HOST_DEVICE void exp_gz_times_column(double t, double (&v)[K]) {
-  const double c1 = std::cos(t), s1 = std::sin(t);
+GAUGE_ATTN_HOST_DEVICE void exp_gz_times_column(Turn t, double (&v)[K]) {
+  const double c1 = t.cos, s1 = t.sin;
   double co = c1, si = s1;  // cos mt, sin mt
   GAUGE_ATTN_UNROLL
   for (int m = 1; 2 * m < K; ++m) {
@@ -75,13 +86,14 @@ GAUGE_ATTN_HOST_DEVICE void column_of_product_transposed(const double* A, const 
 template <int K, class Columns, class Sink>
 GAUGE_ATTN_HOST_DEVICE void wigner_d_columns(const Columns& cols, const double* X, const double phi[3], double* T,
                                              double* ZY, Sink&& column) {
-  const double theta = std::sqrt(phi[0] * phi[0] + phi[1] * phi[1] + phi[2] * phi[2]);
+  const double rho = std::sqrt(phi[0] * phi[0] + phi[1] * phi[1]);  // θ sin b
+  const double theta = std::sqrt(rho * rho + phi[2] * phi[2]);
   const bool identity = K == 1 || theta == 0.0;
-  // n̂ = φ/θ; any unit vector when D = I (the steps still run: every worker takes the same path).
-  const double n[3] = {identity ? 0.0 : phi[0] / theta, identity ? 0.0 : phi[1] / theta,
-                       identity ? 1.0 : phi[2] / theta};
-  const double a = std::atan2(n[1], n[0]);
-  const double b = std::atan2(std::sqrt(n[0] * n[0] + n[1] * n[1]), n[2]);
+  // n̂ = φ/θ = (sin b cos a, sin b sin a, cos b); any a when sin b = 0 (Z(a) then commutes), any
+  // a, b when D = I (the steps still run: every worker takes the same path).
+  const Turn a = rho > 0 ? Turn{phi[0] / rho, phi[1] / rho} : Turn{1, 0};
+  const Turn b = identity ? Turn{1, 0} : Turn{phi[2] / theta, rho / theta};
+  const Turn turn = {std::cos(theta), std::sin(theta)};
   cols.each([&](int c) {  // T = X Z(b)
     double v[K];
     column_times_exp_gz<K>(X, b, c, v);
@@ -99,7 +111,7 @@ GAUGE_ATTN_HOST_DEVICE void wigner_d_columns(const Columns& cols, const double* 
   cols.sync();
   cols.each([&](int c) {  // T = Z(a) Y(b) Z(θ)
     double v[K];
-    column_times_exp_gz<K>(ZY, theta, c, v);
+    column_times_exp_gz<K>(ZY, turn, c, v);
     GAUGE_ATTN_UNROLL
     for (int r = 0; r < K; ++r) T[r * K + c] = v[r];
   });

@@ -65,6 +65,24 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
   const int q1 = min(q0 + TS::queries, n);  // rows [q0, q1)
   const int kg = threadIdx.x % TS::key_groups, qg = threadIdx.x / TS::key_groups;
 
+  // Keys any row of the block may see.
+  const KeyRange first = key_range(p.mask, q0, n), last = key_range(p.mask, q1 - 1, n);
+  const int lo = first.begin < last.begin ? first.begin : last.begin;
+  const int hi = first.end > last.end ? first.end : last.end;
+  constexpr int stage_bytes = TS::stage_bytes(V);  // one stage: keys [KT][ks] Scores, then values [KT][vs] floats
+  const Score* gk = keys + head.keys + std::size_t(b) * p.tokens * TS::key_stride;
+  const float* gv = p.values + head.values + std::size_t(b) * p.tokens * head.value_stride;
+  // Copies keys and values [t0, t0 + KT) into stage `st` asynchronously, zero-filling past `hi`.
+  auto load_stage = [&](int st, int t0) {
+    Score* sk = reinterpret_cast<Score*>(smem + st * stage_bytes);
+    float* sv = reinterpret_cast<float*>(sk + KT * ks);
+    copy_rows_async<TS::threads>(sk, ks, gk, TS::key_stride, t0, KT, hi, lo, TS::key_stride);
+    copy_rows_async<TS::threads>(sv, vs, gv, head.value_stride, t0, KT, hi, lo, round4(V));
+    __pipeline_commit();
+  };
+
+  load_stage(0, lo);  // first, so that its copy flies while the queries and own scores are read
+
   // This thread's queries: rows q0 + qg + 16 r.
   Score a[QR][P];
   int row[QR];
@@ -88,23 +106,6 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
     for (int v = 0; v < V; ++v) acc[r][v] = 0.f;
   const float alibi = float(p.mask.alibi_slope * 1.4426950408889634);  // log2 units, like the keys
 
-  // Keys any row of the block may see.
-  const KeyRange first = key_range(p.mask, q0, n), last = key_range(p.mask, q1 - 1, n);
-  const int lo = first.begin < last.begin ? first.begin : last.begin;
-  const int hi = first.end > last.end ? first.end : last.end;
-  constexpr int stage_bytes = TS::stage_bytes(V);  // one stage: keys [KT][ks] Scores, then values [KT][vs] floats
-  const Score* gk = keys + head.keys + std::size_t(b) * p.tokens * TS::key_stride;
-  const float* gv = p.values + head.values + std::size_t(b) * p.tokens * head.value_stride;
-  // Copies keys and values [t0, t0 + KT) into stage `st` asynchronously, zero-filling past `hi`.
-  auto load_stage = [&](int st, int t0) {
-    Score* sk = reinterpret_cast<Score*>(smem + st * stage_bytes);
-    float* sv = reinterpret_cast<float*>(sk + KT * ks);
-    copy_rows_async<TS::threads>(sk, ks, gk, TS::key_stride, t0, KT, hi, lo, TS::key_stride);
-    copy_rows_async<TS::threads>(sv, vs, gv, head.value_stride, t0, KT, hi, lo, round4(V));
-    __pipeline_commit();
-  };
-
-  load_stage(0, lo);
   for (int t0 = lo, st = 0; t0 < hi; t0 += KT, st ^= 1) {
     const bool more = t0 + KT < hi;
     if (more) load_stage(st ^ 1, t0 + KT);  // the next stage flies while this one is read
