@@ -194,8 +194,8 @@ static_assert(2 * 32 >= 2 * max_supported_l + 1, "gauge_attn::gpu: the lift redu
 /// lift_frames_kernel and lift_pack_kernel: many blocks of four warps.
 template <class Spec>
 using TokenLiftBlock = LiftBlock<Spec, 4>;
-/// lift_sequence_kernel, one block per (sequence, group of heads): up to 16 warps, so that N ≤ 128 tokens
-/// take few passes.
+/// lift_sequence_kernel, one block per (sequence, group of heads): up to 16 warps, so that N ≤ 128
+/// tokens take few passes.
 template <class Spec>
 using SequenceLiftBlock = LiftBlock<Spec, 16>;
 
