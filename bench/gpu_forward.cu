@@ -99,5 +99,9 @@ BENCHMARK_TEMPLATE(fused_forward, WideHeads)->Name("W6_l8_2xl4")->Args({8, 4096,
 BENCHMARK_TEMPLATE(fused_forward, UpstreamL0)->Name("W2_only_l0x5")->Args({8, 4096, 0})->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_TEMPLATE(fused_forward, UpstreamL1)->Name("W2_only_l1x3")->Args({8, 4096, 0})->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_TEMPLATE(fused_forward, UpstreamL2)->Name("W2_only_l2x1")->Args({8, 4096, 0})->UseManualTime()->Unit(benchmark::kMicrosecond);
+// The same irreps at the W1 shape, from a graph: which chain sets W1's latency.
+BENCHMARK_TEMPLATE(graph_forward, UpstreamL0)->Name("W1_graph_only_l0x5")->Args({24, 64, 0})->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(graph_forward, UpstreamL1)->Name("W1_graph_only_l1x3")->Args({24, 64, 0})->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(graph_forward, UpstreamL2)->Name("W1_graph_only_l2x1")->Args({24, 64, 0})->UseManualTime()->Unit(benchmark::kMicrosecond);
 
 BENCHMARK_MAIN();
