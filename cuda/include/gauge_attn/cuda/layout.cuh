@@ -5,6 +5,7 @@
 #include <gauge_attn/config.hpp>
 #include <gauge_attn/lifted.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <type_traits>
 #include <utility>
@@ -166,12 +167,16 @@ struct BackwardTileShape {
 };
 
 /// Blocks of the pair kernels grouped by irrep, so that the blocks resident together run the same
-/// code (one ℓ's branch; mixing them thrashed the instruction cache). Group g owns blocks
-/// [first_block[g], first_block[g + 1]): `tiles[g]` tiles per (sequence, head) of its heads,
-/// sequences fastest, then heads, then tiles, the heaviest tiles first.
+/// code (one ℓ's branch; mixing them thrashed the instruction cache). The groups are launched
+/// widest ℓ first: a wide head's blocks take longest, and a launch that ends with them leaves
+/// most multiprocessors idle while its last blocks run (docs/performance.md, "Launch order").
+/// Group g of the launch is irrep `irrep[g]` and owns blocks [first_block[g], first_block[g + 1]):
+/// `tiles[g]` tiles per (sequence, head) of its heads, sequences fastest, then heads, then tiles,
+/// the heaviest tiles first.
 template <int Irreps>
 struct BlockGroups {
   int first_block[Irreps + 1] = {};
+  int irrep[Irreps] = {};
   int tiles[Irreps] = {};
   int first_head[Irreps] = {};
   int heads[Irreps] = {};
@@ -179,37 +184,46 @@ struct BlockGroups {
   /// Tiles of `tile_rows(irrep)` rows of N tokens for every irrep of Spec.
   template <class Spec, class TileRows>
   static BlockGroups of(int batch, int tokens, TileRows&& tile_rows) {
-    BlockGroups g;
-    int blocks = 0;
+    int l[Irreps], tiles_of[Irreps], first_of[Irreps], heads_of[Irreps], order[Irreps];
     Spec::for_each_irrep([&](auto irrep, int first) {
       using I = decltype(irrep);
       const int r = Spec::head(first).irrep, rows = tile_rows(irrep);
-      g.first_block[r] = blocks;
-      g.tiles[r] = (tokens + rows - 1) / rows;
-      g.first_head[r] = first;
-      g.heads[r] = I::heads;
-      blocks += g.tiles[r] * I::heads * batch;
-      g.first_block[r + 1] = blocks;
+      l[r] = I::l;
+      tiles_of[r] = (tokens + rows - 1) / rows;
+      first_of[r] = first;
+      heads_of[r] = I::heads;
+      order[r] = r;
     });
+    std::stable_sort(order, order + Irreps, [&](int x, int y) { return l[x] > l[y]; });
+    BlockGroups g;
+    for (int k = 0; k < Irreps; ++k) {
+      const int r = order[k];
+      g.irrep[k] = r;
+      g.tiles[k] = tiles_of[r];
+      g.first_head[k] = first_of[r];
+      g.heads[k] = heads_of[r];
+      g.first_block[k + 1] = g.first_block[k] + tiles_of[r] * heads_of[r] * batch;
+    }
     return g;
   }
   int blocks() const { return first_block[Irreps]; }
 };
 
-/// Where block `block` works: its irrep group, sequence, head and tile. Tiles are ordered from
+/// Where block `block` works: its irrep, sequence, head and tile. Tiles are ordered from
 /// `last_first ? the last : the first`, whichever the mask makes heaviest.
 struct BlockPlace {
-  int group, b, h, tile;
+  int group, b, h, tile;  // group: the irrep's index in the spec
 };
 
 template <int Irreps>
 GAUGE_ATTN_HOST_DEVICE inline BlockPlace place_block(const BlockGroups<Irreps>& g, int block, int batch, bool last_first) {
-  int r = 0;
-  while (block >= g.first_block[r + 1]) ++r;
-  const int local = block - g.first_block[r];
-  const int per_tile = g.heads[r] * batch;
+  int k = 0;
+  while (block >= g.first_block[k + 1]) ++k;
+  const int local = block - g.first_block[k];
+  const int per_tile = g.heads[k] * batch;
   const int order = local / per_tile;
-  return {r, local % batch, g.first_head[r] + (local % per_tile) / batch, last_first ? g.tiles[r] - 1 - order : order};
+  return {g.irrep[k], local % batch, g.first_head[k] + (local % per_tile) / batch,
+          last_first ? g.tiles[k] - 1 - order : order};
 }
 
 /// Values carried per key: ν (mean message) or [ν, sym(S + ννᵀ)] (with the covariance message).

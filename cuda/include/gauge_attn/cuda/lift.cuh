@@ -194,6 +194,12 @@ static_assert(2 * 32 >= 2 * max_supported_l + 1, "gauge_attn::gpu: the lift redu
 /// lift_frames_kernel and lift_pack_kernel: many blocks of four warps.
 template <class Spec>
 using TokenLiftBlock = LiftBlock<Spec, 4>;
+/// Blocks of lift_pack_kernel the compiler must fit on one multiprocessor (a register cap of
+/// 65536 / (128 · blocks)): three for specs with ℓ ≥ 7, whose unrolled columns would otherwise take
+/// 174–210 registers, two blocks (W6's pack 0.60 → 0.44 ms on an H200); the compiler's choice for
+/// the others, which a cap let take more registers than they need (W3 +5%; docs/performance.md).
+template <class Spec>
+inline constexpr int lift_pack_min_blocks = Spec::max_l >= 7 ? 3 : 1;
 /// lift_sequence_kernel, one block per (sequence, group of heads): up to 16 warps, so that N ≤ 128
 /// tokens take few passes.
 template <class Spec>
@@ -417,7 +423,7 @@ __global__ void __launch_bounds__(TokenLiftBlock<Spec>::threads) lift_frames_ker
 
 /// Grid as lift_frames_kernel: pull back, centre on ν̄ = Σν/n, pack.
 template <class Spec>
-__global__ void __launch_bounds__(TokenLiftBlock<Spec>::threads) lift_pack_kernel(LiftParams<Spec> p) {
+__global__ void __launch_bounds__(TokenLiftBlock<Spec>::threads, lift_pack_min_blocks<Spec>) lift_pack_kernel(LiftParams<Spec> p) {
   __shared__ double shared[TokenLiftBlock<Spec>::shared_doubles];
   __shared__ double mean[2 * max_supported_l + 1];
   const int b = blockIdx.y, h = detail::head_of_block(p, blockIdx.x);
@@ -456,12 +462,14 @@ __global__ void __launch_bounds__(SequenceLiftBlock<Spec>::threads) lift_sequenc
     const int heads = min(g.heads_per_block[r], g.first_head[r] + g.heads[r] - group_head);
     const int warps = g.warps_per_head[r], warp = threadIdx.x / 32, member = warp / warps;
     const int h = group_head + member, per_pass = warps * per_warp;  // this warp's head: if member < heads
+    // The token a lift slot takes within each pass of per_pass tokens.
+    auto token_of = [&](int slot) { return (warp % warps) * per_warp + slot % per_warp; };
     double* nu = group_nu + member * K;
     for (int t = threadIdx.x; t < heads * K; t += blockDim.x) group_nu[t] = 0;
     __syncthreads();
     if (member < heads)
       detail::with_lift_split<K>(shared, [&](const auto& cols, int slot, double* scratch) {
-        const int offset = (warp % warps) * per_warp + slot % per_warp;  // the token in each pass
+        const int offset = token_of(slot);
         for (int first = 0; first < n; first += per_pass)
           detail::lift_frame<K>(p, cols, b, h, first + offset, slot >= 0 && first + offset < n, scratch, nu);
       });
@@ -474,7 +482,7 @@ __global__ void __launch_bounds__(SequenceLiftBlock<Spec>::threads) lift_sequenc
     if (member >= heads) return;
     double norms[3] = {0, 0, 0};
     detail::with_lift_split<K>(shared, [&](const auto& cols, int slot, double* scratch) {
-      const int offset = (warp % warps) * per_warp + slot % per_warp;
+      const int offset = token_of(slot);
       for (int first = 0; first < n; first += per_pass) {
         double token_norms[3];
         detail::lift_pack<K>(p, cols, b, h, first + offset, slot >= 0 && first + offset < n, nu, scratch,
