@@ -432,8 +432,8 @@ void lift_by_columns(const Columns& cols, const Token<K>& tok, const double phi[
   double quadratic = 0;
   cols.each([&](int q) {
     double S[K], Lambda[K];
-    gauge_attn::lifted::pull_back_column<double, K>(q, D.data(), sigma.data(), K, tok.diagonal, L.data(), Y.data(), S,
-                                                    Lambda);
+    gauge_attn::lifted::pulled_covariance_column<double, K>(q, D.data(), sigma.data(), K, tok.diagonal, S);
+    gauge_attn::lifted::pulled_precision_column<double, K>(q, D.data(), tok.diagonal, L.data(), Y.data(), Lambda);
     gauge_attn::lifted::pack_query_column<double, K>(q, S, nu.data(), [&](int i, double v) { a[i] = v; });
     quadratic += gauge_attn::lifted::pack_key_column<double, K>(q, Lambda, nu.data(), -0.5,
                                                                 [&](int i, double v) { b[i] = v; });

@@ -143,34 +143,59 @@ GAUGE_ATTN_HOST_DEVICE T pulled_mean(int q, const T* R, In mu) {
   return s;
 }
 
-/// Column q of S = RᵀΣR and of Λ = RᵀΣ⁻¹R, after pull_back_prepare.
+/// w = (ΣR)[:, q], after pull_back_prepare: S[p][q] = Σ_r R[r][p] w[r].
 template <class T, int K, class In>
-GAUGE_ATTN_HOST_DEVICE void pull_back_column(int q, const T* R, In sigma, int ld, bool diagonal, const T* L,
-                                             const T* Y, T (&S)[K], T (&Lambda)[K]) {
-  T w[K], u[K];  // (ΣR)[:, q] and (Σ⁻¹R)[:, q] (diagonal), or (ΣR)[:, q] and Y[:, q]
+GAUGE_ATTN_HOST_DEVICE void covariance_times_frame_column(int q, const T* R, In sigma, int ld, bool diagonal,
+                                                          T (&w)[K]) {
   GAUGE_ATTN_UNROLL
   for (int r = 0; r < K; ++r) {
     if (diagonal) {
       w[r] = R[r * K + q] * T(sigma[r]);
-      u[r] = R[r * K + q] * L[r];
     } else {
       T s = 0;
       GAUGE_ATTN_UNROLL
       for (int k = 0; k < K; ++k) s += covariance_entry<T>(sigma, ld, false, r, k) * R[k * K + q];
       w[r] = s;
-      u[r] = Y[r * K + q];
     }
   }
-  const T* V = diagonal ? R : Y;  // Λ = Rᵀ(Σ⁻¹R) or YᵀY
+}
+
+/// u = (Σ⁻¹R)[:, q] with L = 1/σ (diagonal), else Y[:, q], after pull_back_prepare; with
+/// V = R (diagonal) or Y, Λ = VᵀU: Λ[p][q] = Σ_r V[r][p] u[r].
+template <class T, int K>
+GAUGE_ATTN_HOST_DEVICE void precision_factor_column(int q, const T* R, bool diagonal, const T* L, const T* Y,
+                                                    T (&u)[K]) {
+  GAUGE_ATTN_UNROLL
+  for (int r = 0; r < K; ++r) u[r] = diagonal ? R[r * K + q] * L[r] : Y[r * K + q];
+}
+
+/// Column q of S = RᵀΣR, after pull_back_prepare. S and Λ (below) are separate steps so that a
+/// column of one is emitted before the other's is built (2K values live at a time, not 4K).
+template <class T, int K, class In>
+GAUGE_ATTN_HOST_DEVICE void pulled_covariance_column(int q, const T* R, In sigma, int ld, bool diagonal, T (&S)[K]) {
+  T w[K];
+  covariance_times_frame_column<T, K>(q, R, sigma, ld, diagonal, w);
   GAUGE_ATTN_UNROLL
   for (int p = 0; p < K; ++p) {
-    T s = 0, l = 0;
+    T s = 0;
     GAUGE_ATTN_UNROLL
-    for (int r = 0; r < K; ++r) {
-      s += R[r * K + p] * w[r];
-      l += V[r * K + p] * u[r];
-    }
+    for (int r = 0; r < K; ++r) s += R[r * K + p] * w[r];
     S[p] = s;
+  }
+}
+
+/// Column q of Λ = RᵀΣ⁻¹R, after pull_back_prepare: Rᵀ(Σ⁻¹R) (diagonal), else YᵀY.
+template <class T, int K>
+GAUGE_ATTN_HOST_DEVICE void pulled_precision_column(int q, const T* R, bool diagonal, const T* L, const T* Y,
+                                                    T (&Lambda)[K]) {
+  T u[K];
+  precision_factor_column<T, K>(q, R, diagonal, L, Y, u);
+  const T* V = diagonal ? R : Y;
+  GAUGE_ATTN_UNROLL
+  for (int p = 0; p < K; ++p) {
+    T l = 0;
+    GAUGE_ATTN_UNROLL
+    for (int r = 0; r < K; ++r) l += V[r * K + p] * u[r];
     Lambda[p] = l;
   }
 }
@@ -186,7 +211,8 @@ GAUGE_ATTN_HOST_DEVICE bool pull_back(const T* R, const T* mu, const T* sigma, i
   cols.each([&](int q) {
     T S[K], Lambda[K];
     out.nu[q] = pulled_mean<T, K>(q, R, mu);
-    pull_back_column<T, K>(q, R, sigma, ld, diagonal, L, Y, S, Lambda);
+    pulled_covariance_column<T, K>(q, R, sigma, ld, diagonal, S);
+    pulled_precision_column<T, K>(q, R, diagonal, L, Y, Lambda);
     for (int r = 0; r <= q; ++r) {  // the upper triangle from column q, mirrored: exactly symmetric
       out.S[r][q] = out.S[q][r] = S[r];
       out.Lambda[r][q] = out.Lambda[q][r] = Lambda[r];

@@ -155,16 +155,30 @@ __device__ bool pull_back_token(const LiftParams<Spec>& p, int h, std::size_t t,
 /// Does the forward lift give a token of a head of dimension K its own K lanes?
 GAUGE_ATTN_HOST_DEVICE constexpr bool lift_on_lanes(int K) { return K >= GAUGE_ATTN_LIFT_LANES_MIN_DIM && K <= 32; }
 
+/// Doubles of scratch a lift block may hold: 48 KB of static shared memory (6144
+/// doubles) less room for the block's sums.
+inline constexpr int lift_scratch_budget = 6000;
+
 /// How the forward lift splits a head of dimension K: K lanes per token (LaneColumns) when
-/// lift_on_lanes(K), else one thread per token taking the columns in turn. Each token has `scratch`
-/// doubles of matrices: R (or T), L (or ZY), Y and the centred ν.
-template <int K>
+/// lift_on_lanes(K), else one thread per token taking the columns in turn. Each token has
+/// `matrices` doubles: R (or T), L (or ZY), Y, the centred ν and z (lift_pack); and, if `staged`, its packed rows
+/// (query, key, values) as `row_floats` floats, built there and stored whole (16-byte stores)
+/// instead of entry by entry at scattered offsets: if `Stage`, on lanes, where two warps' scratch
+/// still fits (K ≤ 27). A warp's scratch: its tokens' matrices, then their rows.
+template <int K, bool Stage>
 struct LiftSplit {
   static constexpr bool lanes = lift_on_lanes(K);
   using Columns = std::conditional_t<lanes, LaneColumns<(lanes ? K : 1)>, gauge_attn::detail::SerialColumns<K>>;
   static constexpr int tokens_per_warp = lanes ? 32 / K : 32;
-  static constexpr int scratch = 3 * K * K + K;
-  static constexpr int warp_scratch = lanes ? tokens_per_warp * scratch : 0;  // doubles in shared memory
+  // Odd (K is), so that the tokens of a warp start in distinct shared-memory banks (an entry that a
+  // token's lanes read together is then a broadcast without conflicts between the tokens).
+  static constexpr int matrices = 3 * K * K + 2 * K;
+  static constexpr int row_floats =
+      TileShape<K>::query_stride + TileShape<K>::key_stride + round4(value_width<K>(true));  // a multiple of 4
+  static constexpr int warp_matrices = (tokens_per_warp * matrices + 1) / 2 * 2;  // even: the rows are 16-byte aligned
+  static constexpr bool staged =
+      Stage && lanes && 2 * (warp_matrices + tokens_per_warp * row_floats / 2) <= lift_scratch_budget;
+  static constexpr int warp_scratch = lanes ? warp_matrices + (staged ? tokens_per_warp * row_floats / 2 : 0) : 0;
   /// This thread's token within the block, or −1 for a lane that has none.
   __device__ static int slot() {
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -173,17 +187,19 @@ struct LiftSplit {
   }
 };
 
-template <int... Ls>
+template <bool Stage, int... Ls>
 constexpr int max_warp_scratch(std::integer_sequence<int, Ls...>) {
-  return std::max({1, LiftSplit<2 * Ls + 1>::warp_scratch...});
+  return std::max({1, LiftSplit<2 * Ls + 1, Stage>::warp_scratch...});
 }
 
 /// The blocks of the forward lift: up to MaxWarps warps, fewer where the widest head's matrices
-/// would pass 48 KB of static shared memory (two always fit: K ≤ 31 on lanes).
-template <class Spec, int MaxWarps>
+/// would pass 48 KB of static shared memory (two always fit: K ≤ 31 on lanes); packed rows staged
+/// if `Stage` (LiftSplit).
+template <class Spec, int MaxWarps, bool Stage>
 struct LiftBlock {
-  static constexpr int warp_scratch = max_warp_scratch(typename Spec::spins{});
-  static constexpr int warps = std::clamp(6000 / warp_scratch, 2, MaxWarps);
+  static constexpr bool stage = Stage;
+  static constexpr int warp_scratch = max_warp_scratch<Stage>(typename Spec::spins{});
+  static constexpr int warps = std::clamp(lift_scratch_budget / warp_scratch, 2, MaxWarps);
   static constexpr int threads = 32 * warps;  // ≥ 64 ≥ K: a thread per component of ν
   static constexpr int shared_doubles = warps * warp_scratch;
   /// Tokens of a head of dimension K per block.
@@ -191,9 +207,10 @@ struct LiftBlock {
 };
 static_assert(2 * 32 >= 2 * max_supported_l + 1, "gauge_attn::gpu: the lift reduces ν with a thread per component");
 
-/// lift_frames_kernel and lift_pack_kernel: many blocks of four warps.
+/// lift_frames_kernel and lift_pack_kernel: many blocks of four warps, the pack's rows staged
+/// (docs/performance.md: "The lift's pack").
 template <class Spec>
-using TokenLiftBlock = LiftBlock<Spec, 4>;
+using TokenLiftBlock = LiftBlock<Spec, 4, true>;
 /// Blocks of lift_pack_kernel the compiler must fit on one multiprocessor (a register cap of
 /// 65536 / (128 · blocks)): three for specs with ℓ ≥ 7, whose unrolled columns would otherwise take
 /// 174–210 registers, two blocks (W6's pack 0.60 → 0.44 ms on an H200); the compiler's choice for
@@ -201,9 +218,10 @@ using TokenLiftBlock = LiftBlock<Spec, 4>;
 template <class Spec>
 inline constexpr int lift_pack_min_blocks = Spec::max_l >= 7 ? 3 : 1;
 /// lift_sequence_kernel, one block per (sequence, group of heads): up to 16 warps, so that N ≤ 128
-/// tokens take few passes.
+/// tokens take few passes; no staged rows, which would cost warps (W1 38 → 42 µs with 8 warps
+/// instead of 12).
 template <class Spec>
-using SequenceLiftBlock = LiftBlock<Spec, 16>;
+using SequenceLiftBlock = LiftBlock<Spec, 16, false>;
 
 /// The groups of lift_sequence_kernel for sequences of `tokens` ≤ 128 tokens: a head takes the warps
 /// its tokens fill at once (up to the block's), and a block as many heads of one irrep as fit.
@@ -213,7 +231,7 @@ SequenceLiftGroups<Spec::num_irreps> sequence_lift_groups(int tokens) {
   SequenceLiftGroups<Spec::num_irreps> g;
   Spec::for_each_irrep([&](auto irrep, int first) {
     using I = decltype(irrep);
-    const int r = Spec::head(first).irrep, per_warp = LiftSplit<I::dim>::tokens_per_warp;
+    const int r = Spec::head(first).irrep, per_warp = LiftSplit<I::dim, SequenceLiftBlock<Spec>::stage>::tokens_per_warp;
     g.first_head[r] = first;
     g.heads[r] = I::heads;
     g.warps_per_head[r] = std::clamp((tokens + per_warp - 1) / per_warp, 1, warps);
@@ -225,18 +243,8 @@ SequenceLiftGroups<Spec::num_irreps> sequence_lift_groups(int tokens) {
 
 namespace detail {
 
-/// A token's input (μ, or Σ's entries) as the column steps index it; for a lane without a token
-/// (padding, or past the block's tokens), the entries of N(0, I): `fill` where k % period == 0.
-struct TokenInput {
-  const float* data;
-  bool valid;
-  int period;
-  double fill;
-  __device__ double operator[](int k) const { return valid ? double(data[k]) : (k % period == 0 ? fill : 0.0); }
-};
-
 /// Token i's frame R_i = D^ℓ(φ_i) (M2) into `frames`, and ν_i = R_iᵀμ_i added to `block_nu` (K sums
-/// in shared memory). Every lane of the warp calls it; `scratch` is the token's (columns.hpp).
+/// in shared memory). Every lane of the warp calls it; `scratch` is the token's matrices (columns.hpp).
 template <int K, class Spec, class Columns>
 __device__ void lift_frame(const LiftParams<Spec>& p, const Columns& cols, int b, int h, int i, bool valid,
                            double* scratch, double* block_nu) {
@@ -293,22 +301,34 @@ __device__ void warp_max_norms(const LiftParams<Spec>& p, int b, int h, double (
                 static_cast<unsigned long long>(__double_as_longlong(n[k])));
 }
 
+/// A token's part of the lift's scratch (LiftSplit): its matrices and, if Staged, its packed rows.
+template <bool Staged>
+struct TokenScratch {
+  double* matrices;
+  float* rows;
+};
+
 /// Pulls back token i (§5), centres ν on `mean`, packs a, b (× log2 e) and the values; returns the
 /// norms of (P1) in `norms` (zeros for a lane without a valid token). Every lane of the warp calls it.
-template <int K, class Spec, class Columns>
+template <int K, class Spec, class Columns, bool Staged>
 __device__ void lift_pack(const LiftParams<Spec>& p, const Columns& cols, int b, int h, int i, bool valid,
-                          const double* mean, double* scratch, double (&norms)[3]) {
+                          const double* mean, TokenScratch<Staged> scratch, double (&norms)[3]) {
   using W = LiftedWidths<K>;
   using TS = TileShape<K>;
   constexpr double log2e = 1.4426950408889634;
   const HeadLayout& head = p.heads[h];
   const std::size_t t = std::size_t(b) * p.tokens + (valid ? i : 0);
   const int ld = p.diagonal ? 0 : p.embed_dim;
-  const TokenInput mu{p.mu + t * p.embed_dim + head.offset, valid, 1, 0.0};
-  const TokenInput sigma{p.diagonal ? p.sigma + t * p.embed_dim + head.offset
-                                    : p.sigma + (t * p.embed_dim + head.offset) * p.embed_dim + head.offset,
-                         valid, p.diagonal ? 1 : ld + 1, 1.0};
-  double *R = scratch, *L = R + K * K, *Y = L + K * K, *nu = Y + K * K;
+  // A lane without a valid token reads token 0 of its sequence (t above) in the identity frame and
+  // writes nothing: no per-entry test on the inputs (a run-time k % (ld + 1) for each entry was
+  // most of the kernel's instructions).
+  const float* mu = p.mu + t * p.embed_dim + head.offset;
+  const float* sigma = p.diagonal ? p.sigma + t * p.embed_dim + head.offset
+                                  : p.sigma + (t * p.embed_dim + head.offset) * p.embed_dim + head.offset;
+  double *R = scratch.matrices, *L = R + K * K, *Y = L + K * K, *nu = Y + K * K, *z = nu + K;
+  // Staged (LiftSplit): the float rows are built in shared memory (each lane's entries are
+  // scattered over them) and copied out whole at the end.
+  float* stage = scratch.rows;
   const double* frame = p.frames + head.frames + t * K * K;
   cols.each([&](int c) {
     for (int r = 0; r < K; ++r) R[r * K + c] = valid ? frame[r * K + c] : double(r == c);
@@ -323,11 +343,14 @@ __device__ void lift_pack(const LiftParams<Spec>& p, const Columns& cols, int b,
       if (c == 0) report(p.status, InputError::covariance, (long long)t * Spec::num_heads + h);
     });
   const bool write = valid && ok;
-  float* query = p.queries ? p.queries + head.queries + t * TS::query_stride : nullptr;
-  float* key = p.keys ? p.keys + head.keys + t * TS::key_stride : nullptr;
+  float* query_out = p.queries ? p.queries + head.queries + t * TS::query_stride : nullptr;
+  float* key_out = p.keys ? p.keys + head.keys + t * TS::key_stride : nullptr;
+  float* values_out = p.values + head.values + t * head.value_stride;
+  float* query = query_out && Staged ? stage : query_out;
+  float* key = key_out && Staged ? stage + TS::query_stride : key_out;
+  float* values = Staged ? stage + TS::query_stride + TS::key_stride : values_out;
   double* query64 = p.queries64 ? p.queries64 + head.queries + t * TS::query_stride : nullptr;
   double* key64 = p.keys64 ? p.keys64 + head.keys + t * TS::key_stride : nullptr;
-  float* values = p.values + head.values + t * head.value_stride;
   auto store = [&](float* f, double* d, int k, double v) {
     if (!write) return;
     if (d)
@@ -336,20 +359,59 @@ __device__ void lift_pack(const LiftParams<Spec>& p, const Columns& cols, int b,
       f[k] = float(v);
   };
   const double scale = -0.5 / head.kappa;
+  // The packed triangles of S = RᵀΣR and Λ = VᵀU (precision_factor_column) by balanced pairs: column
+  // q's worker takes the entries {q, (q + d) mod K}, d = 0 … (K − 1)/2, of each, every unordered
+  // pair once (K is odd): (K + 1)/2 dot products a worker instead of a whole column's K. The key's
+  // −2Λν needs no row of Λ: (Λν)_q = Σ_s u[s] z_s with z = Vν.
+  const double* V = p.diagonal ? R : Y;
+  cols.each([&](int s) {
+    double zs = 0;
+    for (int c = 0; c < K; ++c) zs += V[s * K + c] * nu[c];
+    z[s] = zs;
+  });
+  cols.sync();
   double query_squares = 0, key_squares = 0, nu_squares = 0, quadratic = 0;
   cols.each([&](int q) {
-    double S[K], Lambda[K];
-    lifted::pull_back_column<double, K>(q, R, sigma, ld, p.diagonal, L, Y, S, Lambda);
-    lifted::pack_query_column<double, K>(q, S, nu, [&](int k, double v) {
+    // Entry k of the packed triangle and the column c of pair d.
+    auto pair = [&](int d, int& c) {
+      c = q + d < K ? q + d : q + d - K;
+      return lifted::sym_index(K, min(q, c), max(q, c));
+    };
+    double w[K];
+    lifted::covariance_times_frame_column<double, K>(q, R, sigma, ld, p.diagonal, w);
+#pragma unroll 1  // the column c is a run-time index anyway; unrolled, ℓ9's sequence kernel spilled
+    for (int d = 0; d <= K / 2; ++d) {  // a = [sym(S + ννᵀ), ν, 1] (M8)
+      int c;
+      const int k = pair(d, c);
+      double v = nu[q] * nu[c];
+      GAUGE_ATTN_UNROLL
+      for (int r = 0; r < K; ++r) v += R[r * K + c] * w[r];
       query_squares += v * v;
       store(query, query64, k, v);
       // Values [ν, sym(S + ννᵀ)]: the mean message reads the first K.
-      if (write && k < W::sym && K + k < head.value_stride) values[K + k] = float(v);
-    });
-    quadratic += lifted::pack_key_column<double, K>(q, Lambda, nu, scale, [&](int k, double v) {
+      if (write && K + k < head.value_stride) values[K + k] = float(v);
+    }
+    double u[K], lambda_nu = 0;  // (Λν)_q
+    lifted::precision_factor_column<double, K>(q, R, p.diagonal, L, Y, u);
+    GAUGE_ATTN_UNROLL
+    for (int r = 0; r < K; ++r) lambda_nu += u[r] * z[r];
+#pragma unroll 1
+    for (int d = 0; d <= K / 2; ++d) {  // b = −(1/2κ) [sym₂(Λ), −2Λν, νᵀΛν + ln det Σ − K] (M8)
+      int c;
+      const int k = pair(d, c);
+      double l = 0;
+      GAUGE_ATTN_UNROLL
+      for (int r = 0; r < K; ++r) l += V[r * K + c] * u[r];
+      const double v = scale * (d == 0 ? l : 2 * l);
       key_squares += v * v;
       store(key, key64, k, v * log2e);
-    });
+    }
+    const double key_nu = scale * (-2 * lambda_nu);
+    key_squares += key_nu * key_nu;
+    store(key, key64, W::sym + q, key_nu * log2e);
+    quadratic += nu[q] * lambda_nu;
+    query_squares += nu[q] * nu[q];
+    store(query, query64, W::sym + q, nu[q]);
     nu_squares += nu[q] * nu[q];
     if (write) values[q] = float(nu[q]);
   });
@@ -367,24 +429,43 @@ __device__ void lift_pack(const LiftParams<Spec>& p, const Columns& cols, int b,
     }
     for (int k = K + W::sym; k < head.value_stride; ++k) values[k] = 0.f;  // padding
   });
+  if constexpr (Staged) {
+    cols.sync();
+    cols.each([&](int c) {
+      if (!write) return;
+      // Rows of whole 16-byte chunks (the strides are multiples of 4 floats), chunk c, c + K, … on lane c.
+      auto copy = [&](const float* from, float* to, int floats) {
+        for (int k = 4 * c; k < floats; k += 4 * K)
+          *reinterpret_cast<float4*>(to + k) = *reinterpret_cast<const float4*>(from + k);
+      };
+      if (query_out) copy(query, query_out, TS::query_stride);
+      if (key_out) copy(key, key_out, TS::key_stride);
+      copy(values, values_out, head.value_stride);
+    });
+  }
   norms[0] = write ? sqrt(query_squares) : 0;
   norms[1] = write ? sqrt(key_squares) : 0;
   norms[2] = write ? sqrt(nu_squares) : 0;
   cols.sync();  // the scratch is free again
 }
 
-/// Runs f(columns, token slot, scratch) for this thread's share of a block's tokens of dimension K:
-/// the scratch in shared memory for lanes, in local memory for a thread per token.
-template <int K, class F>
+/// Runs f(columns, token slot, TokenScratch) for this thread's share of the tokens of dimension K of
+/// a block of `Block` (LiftBlock): the scratch in shared memory for lanes, in local memory for a
+/// thread per token.
+template <int K, class Block, class F>
 __device__ void with_lift_split(double* shared, F&& f) {
-  using Split = LiftSplit<K>;
+  using Split = LiftSplit<K, Block::stage>;
   const typename Split::Columns cols{};
   const int slot = Split::slot();
   if constexpr (Split::lanes) {
-    f(cols, slot, shared + (slot < 0 ? 0 : slot) * Split::scratch);
+    double* warp = shared + threadIdx.x / 32 * Split::warp_scratch;
+    const int token = slot < 0 ? 0 : slot % Split::tokens_per_warp;
+    f(cols, slot,
+      TokenScratch<Split::staged>{warp + token * Split::matrices,
+                                  reinterpret_cast<float*>(warp + Split::warp_matrices) + token * Split::row_floats});
   } else {
-    double local[Split::scratch];
-    f(cols, slot, local);
+    double local[Split::matrices];
+    f(cols, slot, TokenScratch<false>{local, nullptr});
   }
 }
 
@@ -402,18 +483,19 @@ __device__ int head_of_block(const LiftParams<Spec>& p, int x) {
 /// add per block and component).
 template <class Spec>
 __global__ void __launch_bounds__(TokenLiftBlock<Spec>::threads) lift_frames_kernel(LiftParams<Spec> p) {
-  __shared__ double shared[TokenLiftBlock<Spec>::shared_doubles];
+  using Block = TokenLiftBlock<Spec>;
+  __shared__ alignas(16) double shared[Block::shared_doubles];
   __shared__ double block_nu[2 * max_supported_l + 1];
   const int b = blockIdx.y, h = detail::head_of_block(p, blockIdx.x);
   const HeadLayout& head = p.heads[h];
   visit_spin(head.irrep, typename Spec::spins{}, [&](auto spin) {
     constexpr int K = 2 * decltype(spin)::value + 1;
-    const int first = (blockIdx.x - p.first_block[h]) * TokenLiftBlock<Spec>::tokens(K);
+    const int first = (blockIdx.x - p.first_block[h]) * Block::tokens(K);
     if (threadIdx.x < K) block_nu[threadIdx.x] = 0;
     __syncthreads();
-    detail::with_lift_split<K>(shared, [&](const auto& cols, int slot, double* scratch) {
+    detail::with_lift_split<K, Block>(shared, [&](const auto& cols, int slot, auto scratch) {
       const int i = first + slot;
-      detail::lift_frame<K>(p, cols, b, h, i, slot >= 0 && i < p.lengths[b], scratch, block_nu);
+      detail::lift_frame<K>(p, cols, b, h, i, slot >= 0 && i < p.lengths[b], scratch.matrices, block_nu);
     });
     __syncthreads();
     if (threadIdx.x < K && block_nu[threadIdx.x] != 0)
@@ -424,19 +506,20 @@ __global__ void __launch_bounds__(TokenLiftBlock<Spec>::threads) lift_frames_ker
 /// Grid as lift_frames_kernel: pull back, centre on ν̄ = Σν/n, pack.
 template <class Spec>
 __global__ void __launch_bounds__(TokenLiftBlock<Spec>::threads, lift_pack_min_blocks<Spec>) lift_pack_kernel(LiftParams<Spec> p) {
-  __shared__ double shared[TokenLiftBlock<Spec>::shared_doubles];
+  using Block = TokenLiftBlock<Spec>;
+  __shared__ alignas(16) double shared[Block::shared_doubles];
   __shared__ double mean[2 * max_supported_l + 1];
   const int b = blockIdx.y, h = detail::head_of_block(p, blockIdx.x);
   const HeadLayout& head = p.heads[h];
   const int n = p.lengths[b];
   visit_spin(head.irrep, typename Spec::spins{}, [&](auto spin) {
     constexpr int K = 2 * decltype(spin)::value + 1;
-    const int first = (blockIdx.x - p.first_block[h]) * TokenLiftBlock<Spec>::tokens(K);
+    const int first = (blockIdx.x - p.first_block[h]) * Block::tokens(K);
     if (first >= n) return;  // the whole block
     if (threadIdx.x < K) mean[threadIdx.x] = p.means[head.means + std::size_t(b) * K + threadIdx.x] / n;
     __syncthreads();
     double norms[3];
-    detail::with_lift_split<K>(shared, [&](const auto& cols, int slot, double* scratch) {
+    detail::with_lift_split<K, Block>(shared, [&](const auto& cols, int slot, auto scratch) {
       const int i = first + slot;
       detail::lift_pack<K>(p, cols, b, h, i, slot >= 0 && i < n, mean, scratch, norms);
     });
@@ -446,18 +529,20 @@ __global__ void __launch_bounds__(TokenLiftBlock<Spec>::threads, lift_pack_min_b
 
 /// Both steps in one block per (sequence, group of heads of one irrep), for N ≤ 128: grid
 /// (sequence_groups.first_block[irreps], B), each warp on one head of the group. The sums are reduced
-/// in the block and written (not added) to `means`, which needs no clearing.
+/// in the block and written (not added) to `means`, which needs no clearing. One block per
+/// multiprocessor is all a small batch has: said explicitly, since without it ptxas aimed at more and
+/// spilled (higher-rank: 96 registers and 20 B of spill stores; with it 160 and none).
 template <class Spec>
-__global__ void __launch_bounds__(SequenceLiftBlock<Spec>::threads) lift_sequence_kernel(LiftParams<Spec> p) {
+__global__ void __launch_bounds__(SequenceLiftBlock<Spec>::threads, 1) lift_sequence_kernel(LiftParams<Spec> p) {
   using Block = SequenceLiftBlock<Spec>;
-  __shared__ double shared[Block::shared_doubles];
+  __shared__ alignas(16) double shared[Block::shared_doubles];
   __shared__ double group_nu[Block::warps * (2 * Spec::max_l + 1)];  // (heads of the group, K)
   const SequenceLiftGroups<Spec::num_irreps>& g = p.sequence_groups;
   const int b = blockIdx.y, n = p.lengths[b];
   int r = 0;
   while (r + 1 < Spec::num_irreps && int(blockIdx.x) >= g.first_block[r + 1]) ++r;
   visit_spin(r, typename Spec::spins{}, [&](auto spin) {
-    constexpr int K = 2 * decltype(spin)::value + 1, per_warp = LiftSplit<K>::tokens_per_warp;
+    constexpr int K = 2 * decltype(spin)::value + 1, per_warp = LiftSplit<K, Block::stage>::tokens_per_warp;
     const int group_head = g.first_head[r] + (int(blockIdx.x) - g.first_block[r]) * g.heads_per_block[r];
     const int heads = min(g.heads_per_block[r], g.first_head[r] + g.heads[r] - group_head);
     const int warps = g.warps_per_head[r], warp = threadIdx.x / 32, member = warp / warps;
@@ -468,10 +553,10 @@ __global__ void __launch_bounds__(SequenceLiftBlock<Spec>::threads) lift_sequenc
     for (int t = threadIdx.x; t < heads * K; t += blockDim.x) group_nu[t] = 0;
     __syncthreads();
     if (member < heads)
-      detail::with_lift_split<K>(shared, [&](const auto& cols, int slot, double* scratch) {
+      detail::with_lift_split<K, Block>(shared, [&](const auto& cols, int slot, auto scratch) {
         const int offset = token_of(slot);
         for (int first = 0; first < n; first += per_pass)
-          detail::lift_frame<K>(p, cols, b, h, first + offset, slot >= 0 && first + offset < n, scratch, nu);
+          detail::lift_frame<K>(p, cols, b, h, first + offset, slot >= 0 && first + offset < n, scratch.matrices, nu);
       });
     __syncthreads();  // every frame and ν written
     for (int t = threadIdx.x; t < heads * K; t += blockDim.x) {
@@ -481,7 +566,7 @@ __global__ void __launch_bounds__(SequenceLiftBlock<Spec>::threads) lift_sequenc
     __syncthreads();
     if (member >= heads) return;
     double norms[3] = {0, 0, 0};
-    detail::with_lift_split<K>(shared, [&](const auto& cols, int slot, double* scratch) {
+    detail::with_lift_split<K, Block>(shared, [&](const auto& cols, int slot, auto scratch) {
       const int offset = token_of(slot);
       for (int first = 0; first < n; first += per_pass) {
         double token_norms[3];
