@@ -212,11 +212,12 @@ static_assert(2 * 32 >= 2 * max_supported_l + 1, "gauge_attn::gpu: the lift redu
 template <class Spec>
 using TokenLiftBlock = LiftBlock<Spec, 4, true>;
 /// Blocks of lift_pack_kernel the compiler must fit on one multiprocessor (a register cap of
-/// 65536 / (128 · blocks)): three for specs with ℓ ≥ 7, whose unrolled columns would otherwise take
-/// 174–210 registers, two blocks (W6's pack 0.60 → 0.44 ms on an H200); the compiler's choice for
-/// the others, which a cap let take more registers than they need (W3 +5%; docs/performance.md).
+/// 65536 / (128 · blocks)): four for specs with ℓ ≥ 7, whose unrolled columns would otherwise take
+/// 180–190 registers, two blocks (W6's pack 0.36 → 0.32 ms on an H200, no spills at 128
+/// registers); the compiler's choice for the others (115–116 registers), which a cap let take more
+/// than they need (W3 +5%; docs/performance.md).
 template <class Spec>
-inline constexpr int lift_pack_min_blocks = Spec::max_l >= 7 ? 3 : 1;
+inline constexpr int lift_pack_min_blocks = Spec::max_l >= 7 ? 4 : 1;
 /// lift_sequence_kernel, one block per (sequence, group of heads): up to 16 warps, so that N ≤ 128
 /// tokens take few passes; no staged rows, which would cost warps (W1 38 → 42 µs with 8 warps
 /// instead of 12).
