@@ -169,8 +169,8 @@ GAUGE_ATTN_HOST_DEVICE void precision_factor_column(int q, const T* R, bool diag
   for (int r = 0; r < K; ++r) u[r] = diagonal ? R[r * K + q] * L[r] : Y[r * K + q];
 }
 
-/// Column q of S = RᵀΣR, after pull_back_prepare. S and Λ (below) are separate steps so that a
-/// column of one is emitted before the other's is built (2K values live at a time, not 4K).
+/// Column q of S = RᵀΣR, after pull_back_prepare. (The GPU lift builds the packed triangles from
+/// the same factor columns w and u by balanced pairs instead: cuda/lift.cuh.)
 template <class T, int K, class In>
 GAUGE_ATTN_HOST_DEVICE void pulled_covariance_column(int q, const T* R, In sigma, int ld, bool diagonal, T (&S)[K]) {
   T w[K];
