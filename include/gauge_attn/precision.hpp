@@ -44,12 +44,12 @@ GAUGE_ATTN_HOST_DEVICE constexpr double score_unit(bool float64) { return float6
 GAUGE_ATTN_HOST_DEVICE constexpr double fma_score_roundings(int P) { return P + 4; }
 
 /// The same for a score summed on the tensor cores in 3×TF32 (cuda/tf32x3.cuh), P padded to
-/// P8 = 8⌈P/8⌉: the split leaves 20u per product; each of the 3·P8/8 m16n8k8 products adds its 8
-/// products to the running sum in one step that aligns the 9 terms to the largest and truncates
-/// them (Fasi, Higham, Mikaitis & Pranesh, PeerJ CS 2021, on NVIDIA tensor cores' float
-/// accumulation), ≤ 2u of each and 2u for the result, 20u of the magnitudes; two storage roundings:
-/// 24 + 20·3·P8/8 = 24 + 7.5·P8 (ℓ2: 204 against the chain's 25).
-GAUGE_ATTN_HOST_DEVICE constexpr double tensor_core_score_roundings(int P) { return 24 + 7.5 * ((P + 7) / 8 * 8); }
+/// P8 = 8⌈P/8⌉: the split (rounded queries, truncated keys) leaves 32u per product; each of the
+/// 3·P8/8 m16n8k8 products adds its 8 products to the running sum in one step that aligns the 9
+/// terms to the largest and truncates them (Fasi, Higham, Mikaitis & Pranesh, PeerJ CS 2021, on
+/// NVIDIA tensor cores' float accumulation), ≤ 2u of each and 2u for the result, 20u of the
+/// magnitudes; two storage roundings: 36 + 20·3·P8/8 = 36 + 7.5·P8 (ℓ2: 216 against the chain's 25).
+GAUGE_ATTN_HOST_DEVICE constexpr double tensor_core_score_roundings(int P) { return 36 + 7.5 * ((P + 7) / 8 * 8); }
 
 /// δ of (P1), nats: scores summed with `roundings` (above) of unit `unit` from vectors of norms at
 /// most A = query_norm, B = key_norm, with a bias of magnitude at most `bias` (|slope|·(n − 1)).

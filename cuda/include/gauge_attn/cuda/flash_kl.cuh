@@ -27,12 +27,6 @@
 #include "layout.cuh"
 #include "online_softmax.cuh"
 
-/// Blocks of 128 threads the kernel is compiled to fit on one multiprocessor (it caps the
-/// registers per thread at 65536 / (128 · blocks)); a tuning knob, see docs/cuda.md.
-#ifndef GAUGE_ATTN_FLASH_MIN_BLOCKS
-#define GAUGE_ATTN_FLASH_MIN_BLOCKS 4
-#endif
-
 namespace gauge_attn::gpu {
 
 namespace detail {
@@ -246,7 +240,7 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
 /// shared memory: the largest of the spec's heads' (attention_smem_bytes). Score: float, or double
 /// (Scores::float64).
 template <class Spec, class Score, bool Covariance, bool Statistics, bool Energy>
-__global__ void __launch_bounds__(128, Covariance ? 2 : GAUGE_ATTN_FLASH_MIN_BLOCKS) flash_kl_kernel(AttentionParams<Spec> p) {
+__global__ void __launch_bounds__(128, attention_min_blocks<Spec, Score, Covariance>()) flash_kl_kernel(AttentionParams<Spec> p) {
   extern __shared__ float4 shared_tiles[];
   const BlockPlace at = place_block(p.groups, int(blockIdx.x), p.batch, true);
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900

@@ -100,8 +100,10 @@ __device__ void attend_tile_rows_tensor_cores(const AttentionParams<Spec>& p, in
     const float* a1 = gq + std::size_t(row[1] < q1 ? row[1] : q0) * stride;
     auto at = [&](const float* a, int c) { return c < stride ? a[c] : 0.f; };
 #pragma unroll
-    for (int kk = 0; kk < KSTEPS; ++kk)
-      held[kk] = tf32x3::split_a(at(a0, 8 * kk + t), at(a1, 8 * kk + t), at(a0, 8 * kk + t + 4), at(a1, 8 * kk + t + 4));
+    for (int kk = 0; kk < KSTEPS; ++kk) {  // slots t, t + 4 of the k-step are columns 2t, 2t + 1
+      const int c = 8 * kk + 2 * t;
+      held[kk] = tf32x3::split_a<tf32x3::Hi::rounded>(at(a0, c), at(a1, c), at(a0, c + 1), at(a1, c + 1));
+    }
   }
 
   Row state[2];
@@ -134,13 +136,14 @@ __device__ void attend_tile_rows_tensor_cores(const AttentionParams<Spec>& p, in
         if constexpr (TS::queries_in_registers) {
           a = held[kk];
         } else {
-          const float* q = query_tile + (16 * warp + g) * ks + 8 * kk + t;
-          a = tf32x3::split_a(q[0], q[8 * ks], q[4], q[8 * ks + 4]);
+          const float* q = query_tile + (16 * warp + g) * ks + 8 * kk + 2 * t;
+          const float2 upper = *reinterpret_cast<const float2*>(q), lower = *reinterpret_cast<const float2*>(q + 8 * ks);
+          a = tf32x3::split_a<tf32x3::Hi::rounded>(upper.x, lower.x, upper.y, lower.y);
         }
 #pragma unroll
         for (int nt = 0; nt < NT; ++nt) {
-          const float* key = sk + (8 * nt + g) * ks + 8 * kk + t;
-          tf32x3::mma3(s[nt], a, tf32x3::split_b(key[0], key[4]));
+          const float2 key = *reinterpret_cast<const float2*>(sk + (8 * nt + g) * ks + 8 * kk + 2 * t);
+          tf32x3::mma3(s[nt], a, tf32x3::split_b(key.x, key.y));
         }
       }
       // Element e of s[nt] is row row[e / 2], key key_of(nt, e).
@@ -197,7 +200,7 @@ __device__ void attend_tile_rows_tensor_cores(const AttentionParams<Spec>& p, in
           // The score without its ALiBi bias is the KL's share (G1).
           state[e / 2].add(w[e], s[nt][e], j != i, alibi != 0.f ? fmaf(-alibi, float(i - j), s[nt][e]) : s[nt][e]);
         }
-        const tf32x3::FragmentA weights = tf32x3::split_a(w[0], w[2], w[1], w[3]);
+        const tf32x3::FragmentA weights = tf32x3::split_a<tf32x3::Hi::truncated>(w[0], w[2], w[1], w[3]);
         const float* value = sv + (8 * nt + 2 * t) * vs + g;  // keys 2t and 2t + 1, column g
 #pragma unroll
         for (int vt = 0; vt < VT; ++vt)

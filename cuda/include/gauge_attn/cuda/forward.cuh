@@ -128,14 +128,10 @@ class Forward {
   void launch(AttentionParams<Spec> ap, cudaStream_t stream) {
     ap.groups = BlockGroups<Spec::num_irreps>::template of<Spec>(
         ap.batch, ap.tokens, [](auto irrep) { return attention_tile_rows<decltype(irrep)::dim, Score>(); });
-    std::size_t smem = 0;
-    Spec::for_each_irrep([&](auto irrep, int) {
-      constexpr int K = 2 * decltype(irrep)::l + 1;
-      smem = std::max(smem, std::size_t(attention_smem_bytes<K, Score>(value_width<K>(Covariance))));
-    });
+    constexpr int smem = attention_spec_smem_bytes<Score, Covariance>(typename Spec::spins{});
     auto kernel = flash_kl_kernel<Spec, Score, Covariance, Statistics, Energy>;
     if (smem > 48 * 1024)
-      GAUGE_ATTN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+      GAUGE_ATTN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     // A programmatic dependent launch: the attention's launch overlaps the lift's last blocks, and
     // its blocks wait in the kernel for the lift's writes before they read them (flash_kl_kernel).
     cudaLaunchAttribute overlap{};

@@ -24,6 +24,12 @@
 #define GAUGE_ATTN_TENSOR_CORE_MIN_WIDTH 21
 #endif
 
+/// Blocks of 128 threads the attention kernel is compiled to fit on one multiprocessor where its
+/// shared memory allows them (attention_min_blocks below); a tuning knob, see docs/cuda.md.
+#ifndef GAUGE_ATTN_FLASH_MIN_BLOCKS
+#define GAUGE_ATTN_FLASH_MIN_BLOCKS 4
+#endif
+
 namespace gauge_attn::gpu {
 
 /// Rounds up to a multiple of 4 floats, for 16-byte vector accesses.
@@ -90,9 +96,10 @@ struct TensorCoreTileShape {
   // A warp's queries, split into TF32 halves, stay in registers (P8 of them) up to P8 = 40 (ℓ ≤ 3);
   // wider heads read them from a shared-memory tile and split them per step.
   static constexpr bool queries_in_registers = P8 <= 40;
-  // Shared-memory row strides: ≡ 4 (mod 8) floats, so that the fragment loads (lanes 4g + t read
-  // row g, column t) fall in 32 distinct banks.
-  static constexpr int key_smem = P8 + 4;
+  // Shared-memory row strides. Keys and queries ≡ 8 (mod 16) floats: lane 4g + t reads columns 2t,
+  // 2t + 1 of row g in one 8-byte load (tf32x3.cuh), and the 16 lanes of a half-warp, rows g … g + 3,
+  // then cover 32 distinct banks. Values ≡ 4 (mod 8): lane 4g + t reads column g of rows 2t, 2t + 1.
+  static constexpr int key_smem = P8 % 16 == 8 ? P8 : P8 + 8;
   GAUGE_ATTN_HOST_DEVICE static constexpr int value_smem(int V) { return round8(V) + 4; }
   GAUGE_ATTN_HOST_DEVICE static constexpr int stage_bytes(int V) { return step * (key_smem + value_smem(V)) * 4; }
   // Two stages of keys and values, then the query tile when it is not in registers. The message
@@ -230,6 +237,27 @@ GAUGE_ATTN_HOST_DEVICE inline BlockPlace place_block(const BlockGroups<Irreps>& 
 template <int K>
 GAUGE_ATTN_HOST_DEVICE constexpr int value_width(bool covariance) {
   return covariance ? K + LiftedWidths<K>::sym : K;
+}
+
+/// Dynamic shared memory of the attention kernel for a spec (`Spins` = IrrepSpec::spins): the
+/// largest of its heads'.
+template <class Score, bool Covariance, int... Ls>
+GAUGE_ATTN_HOST_DEVICE constexpr int attention_spec_smem_bytes(std::integer_sequence<int, Ls...>) {
+  const int bytes[] = {attention_smem_bytes<2 * Ls + 1, Score>(value_width<2 * Ls + 1>(Covariance))...};
+  int most = 0;
+  for (const int b : bytes) most = b > most ? b : most;
+  return most;
+}
+
+/// Blocks of the attention kernel it is compiled to fit on one multiprocessor (its register cap is
+/// 65536 / (128 · blocks)): GAUGE_ATTN_FLASH_MIN_BLOCKS (two with Σ^agg), or fewer when that many
+/// blocks' shared memory does not fit in the multiprocessor's 228 KB (sm_90; 1 KB of it reserved per
+/// block), so that ptxas is not held to registers no resident block could use (ℓ8 + 2×ℓ4: two).
+template <class Spec, class Score, bool Covariance>
+GAUGE_ATTN_HOST_DEVICE constexpr int attention_min_blocks() {
+  constexpr int budget = Covariance ? 2 : GAUGE_ATTN_FLASH_MIN_BLOCKS;
+  constexpr int fit = 228 * 1024 / (attention_spec_smem_bytes<Score, Covariance>(typename Spec::spins{}) + 1024);
+  return fit < 1 ? 1 : (fit < budget ? fit : budget);
 }
 
 /// Per-head offsets into the workspace (in elements of each buffer), filled on the host.
