@@ -239,7 +239,7 @@ GAUGE_ATTN_HOST_DEVICE constexpr int value_width(bool covariance) {
   return covariance ? K + LiftedWidths<K>::sym : K;
 }
 
-/// Dynamic shared memory of the attention kernel for a spec (`Spins` = IrrepSpec::spins): the
+/// Dynamic shared memory of the attention kernel for a spec (its ℓ: IrrepSpec::spins): the
 /// largest of its heads'.
 template <class Score, bool Covariance, int... Ls>
 GAUGE_ATTN_HOST_DEVICE constexpr int attention_spec_smem_bytes(std::integer_sequence<int, Ls...>) {
