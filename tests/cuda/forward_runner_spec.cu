@@ -9,6 +9,9 @@
 
 #include <thrust/device_vector.h>
 
+#include <type_traits>
+#include <utility>
+
 #include "forward_runner_spec.hpp"
 
 #ifndef GAUGE_ATTN_RUNNER_SPEC
@@ -16,6 +19,32 @@
 #endif
 
 namespace gauge_attn::testing {
+
+// What the attention kernel assumes of its layout (cuda/layout.cuh), checked at compile time for
+// this spec: the build fails, with or without a GPU, where a change breaks it.
+namespace layout_checks {
+using Spec = GAUGE_ATTN_RUNNER_SPEC;
+template <int... Ls>
+constexpr bool key_rows_conflict_free(std::integer_sequence<int, Ls...>) {
+  // Tensor-core heads read columns 2t, 2t + 1 of rows g … g + 3 per half-warp in 8-byte loads: the rows
+  // must be ≡ 8 (mod 16) floats to fall in 32 distinct banks, and hold the padded width P8.
+  return (... && (!gpu::uses_tensor_cores(LiftedWidths<2 * Ls + 1>::lifted, false) ||
+                  (gpu::TensorCoreTileShape<2 * Ls + 1>::key_smem % 16 == 8 &&
+                   gpu::TensorCoreTileShape<2 * Ls + 1>::key_smem >= gpu::TensorCoreTileShape<2 * Ls + 1>::P8)));
+}
+static_assert(key_rows_conflict_free(typename Spec::spins{}), "tensor-core key rows: 8-byte loads without bank conflicts");
+// The kernel's block bound: as many blocks as its shared memory lets fit on an SM (228 KB, 1 KB
+// reserved per block), at most four: two for ℓ8 + 2×ℓ4 (101 KB a block), one for single-ℓ9.
+template <class Score, bool Covariance>
+constexpr int blocks = gpu::attention_min_blocks<Spec, Score, Covariance>();
+template <class Score, bool Covariance>
+constexpr int block_bytes = gpu::attention_spec_smem_bytes<Score, Covariance>(typename Spec::spins{}) + 1024;
+static_assert(blocks<float, false> * block_bytes<float, false> <= 228 * 1024 &&
+                  blocks<double, false> * block_bytes<double, false> <= 228 * 1024,
+              "the block bound fits the shared memory");
+static_assert(blocks<float, false> == (std::is_same_v<Spec, WideHeads> ? 2 : std::is_same_v<Spec, specs::SingleL9> ? 1 : 4),
+              "the block bound of the named specs (docs/cuda.md)");
+}  // namespace layout_checks
 
 template <class Spec>
 std::string vector_size_error_of(const std::string& output) {
