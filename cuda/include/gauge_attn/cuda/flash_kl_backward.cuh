@@ -145,14 +145,14 @@ __device__ void backward_key_tile(const BackwardParams<Spec>& p, int b, int h, i
 
   // The block's keys in shared memory for the Ā phase (and the values for X), zero past k1; one
   // commit group with the first stage.
-  copy_rows_async<TS::threads>(key_tile, ks, gk, lifted_stride, k0, KT, k1, k0, lifted_stride);
-  if constexpr (moments) copy_rows_async<TS::threads>(value_tile, vs, gv, value_stride, k0, KT, k1, k0, value_stride);
+  copy_rows_async<TS::threads, KT, lifted_stride>(key_tile, ks, gk, lifted_stride, k0, k1, k0);
+  if constexpr (moments) copy_rows_async<TS::threads, KT, value_stride>(value_tile, vs, gv, value_stride, k0, k1, k0);
   // Copies the queries and rows [c0, c0 + SQ) into stage `st`, zero-filling past `hi`.
   auto load_stage = [&](int st, int c0) {
     float* sq = stages + st * TS::stage_floats;
     float* sr = sq + SQ * qs;
-    copy_rows_async<TS::threads>(sq, qs, gq, lifted_stride, c0, SQ, hi, lo, lifted_stride);
-    copy_rows_async<TS::threads>(sr, rs, gr, TS::row_stride, c0, SQ, hi, lo, TS::row_stride);
+    copy_rows_async<TS::threads, SQ, lifted_stride>(sq, qs, gq, lifted_stride, c0, hi, lo);
+    copy_rows_async<TS::threads, SQ, TS::row_stride>(sr, rs, gr, TS::row_stride, c0, hi, lo);
     __pipeline_commit();
   };
   load_stage(0, lo);

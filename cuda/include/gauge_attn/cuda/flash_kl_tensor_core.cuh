@@ -69,7 +69,9 @@ __device__ void attend_tile_rows_tensor_cores(const AttentionParams<Spec>& p, in
   float* const query_tile = tiles + 2 * stage_floats;
   const float* gq = p.queries + head.queries + std::size_t(b) * p.tokens * stride;
   const float* gk = p.keys + head.keys + std::size_t(b) * p.tokens * stride;
-  const float* gv = p.values + head.values + std::size_t(b) * p.tokens * head.value_stride;
+  // Values of round4(V) floats a token: head.value_stride, since the forward lifts them for the
+  // kernel's Covariance (lift_workspace.cuh); a compile-time stride for the stage copies.
+  const float* gv = p.values + head.values + std::size_t(b) * p.tokens * round4(V);
   // The columns no copy writes are zero: the lifted vectors' last k-step, the values' last n-tile.
   for (int e = threadIdx.x; e < 2 * STEP; e += TS::threads) {
     float* key = tiles + (e / STEP) * stage_floats + (e % STEP) * ks;
@@ -80,15 +82,15 @@ __device__ void attend_tile_rows_tensor_cores(const AttentionParams<Spec>& p, in
   if constexpr (!TS::queries_in_registers) {
     for (int e = threadIdx.x; e < TS::queries; e += TS::threads)
       for (int c = stride; c < P8; ++c) query_tile[e * ks + c] = 0.f;
-    copy_rows_async<TS::threads>(query_tile, ks, gq, stride, q0, TS::queries, q1, q0, stride);
+    copy_rows_async<TS::threads, TS::queries, stride>(query_tile, ks, gq, stride, q0, q1, q0);
   }
   // Copies keys and values [t0, t0 + STEP) into stage `st` asynchronously, zero-filling past `hi`
   // (committed with the query tile, for the first stage).
   auto load_stage = [&](int st, int t0) {
     float* sk = tiles + st * stage_floats;
     float* sv = sk + STEP * ks;
-    copy_rows_async<TS::threads>(sk, ks, gk, stride, t0, STEP, hi, lo, stride);
-    copy_rows_async<TS::threads>(sv, vs, gv, head.value_stride, t0, STEP, hi, lo, round4(V));
+    copy_rows_async<TS::threads, STEP, stride>(sk, ks, gk, stride, t0, hi, lo);
+    copy_rows_async<TS::threads, STEP, round4(V)>(sv, vs, gv, round4(V), t0, hi, lo);
     __pipeline_commit();
   };
   load_stage(0, lo);
