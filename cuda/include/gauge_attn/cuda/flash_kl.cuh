@@ -65,15 +65,14 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
   const int hi = first.end > last.end ? first.end : last.end;
   constexpr int stage_bytes = TS::stage_bytes(V);  // one stage: keys [KT][ks] Scores, then values [KT][vs] floats
   const Score* gk = keys + head.keys + std::size_t(b) * p.tokens * TS::key_stride;
-  // Values of round4(V) floats a token: head.value_stride, since the forward lifts them for the
-  // kernel's Covariance (lift_workspace.cuh); a compile-time stride for the stage copies.
-  const float* gv = p.values + head.values + std::size_t(b) * p.tokens * round4(V);
+  constexpr int value_stride = lifted_value_stride(K, Covariance);  // head.value_stride, known here
+  const float* gv = p.values + head.values + std::size_t(b) * p.tokens * value_stride;
   // Copies keys and values [t0, t0 + KT) into stage `st` asynchronously, zero-filling past `hi`.
   auto load_stage = [&](int st, int t0) {
     Score* sk = reinterpret_cast<Score*>(smem + st * stage_bytes);
     float* sv = reinterpret_cast<float*>(sk + KT * ks);
     copy_rows_async<TS::threads, KT, TS::key_stride>(sk, ks, gk, TS::key_stride, t0, hi, lo);
-    copy_rows_async<TS::threads, KT, round4(V)>(sv, vs, gv, round4(V), t0, hi, lo);
+    copy_rows_async<TS::threads, KT, round4(V)>(sv, vs, gv, value_stride, t0, hi, lo);
     __pipeline_commit();
   };
 

@@ -69,9 +69,8 @@ __device__ void attend_tile_rows_tensor_cores(const AttentionParams<Spec>& p, in
   float* const query_tile = tiles + 2 * stage_floats;
   const float* gq = p.queries + head.queries + std::size_t(b) * p.tokens * stride;
   const float* gk = p.keys + head.keys + std::size_t(b) * p.tokens * stride;
-  // Values of round4(V) floats a token: head.value_stride, since the forward lifts them for the
-  // kernel's Covariance (lift_workspace.cuh); a compile-time stride for the stage copies.
-  const float* gv = p.values + head.values + std::size_t(b) * p.tokens * round4(V);
+  constexpr int value_stride = lifted_value_stride(K, Covariance);  // head.value_stride, known here
+  const float* gv = p.values + head.values + std::size_t(b) * p.tokens * value_stride;
   // The columns no copy writes are zero: the lifted vectors' last k-step, the values' last n-tile.
   for (int e = threadIdx.x; e < 2 * STEP; e += TS::threads) {
     float* key = tiles + (e / STEP) * stage_floats + (e % STEP) * ks;
@@ -90,7 +89,7 @@ __device__ void attend_tile_rows_tensor_cores(const AttentionParams<Spec>& p, in
     float* sk = tiles + st * stage_floats;
     float* sv = sk + STEP * ks;
     copy_rows_async<TS::threads, STEP, stride>(sk, ks, gk, stride, t0, hi, lo);
-    copy_rows_async<TS::threads, STEP, round4(V)>(sv, vs, gv, round4(V), t0, hi, lo);
+    copy_rows_async<TS::threads, STEP, round4(V)>(sv, vs, gv, value_stride, t0, hi, lo);
     __pipeline_commit();
   };
   load_stage(0, lo);

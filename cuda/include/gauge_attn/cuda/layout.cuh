@@ -238,6 +238,12 @@ template <int K>
 GAUGE_ATTN_HOST_DEVICE constexpr int value_width(bool covariance) {
   return covariance ? K + LiftedWidths<K>::sym : K;
 }
+/// Floats per token of the lifted values in the workspace (HeadLayout::value_stride): value_width in
+/// whole 16-byte rows. The forward lifts them with its kernel's Σ^agg setting, so its kernels take
+/// the stride as a compile-time constant.
+GAUGE_ATTN_HOST_DEVICE constexpr int lifted_value_stride(int K, bool covariance) {
+  return round4(covariance ? K + K * (K + 1) / 2 : K);
+}
 
 /// Dynamic shared memory of the attention kernel for a spec (its ℓ: IrrepSpec::spins): the
 /// largest of its heads'.

@@ -138,7 +138,7 @@ class LiftWorkspace {
       hl.irrep = info.irrep;
       hl.kappa = kappa[h];
       const int K = info.dim, P = K * (K + 1) / 2 + K + 1;
-      hl.value_stride = round4(covariance_values ? K + K * (K + 1) / 2 : K);
+      hl.value_stride = lifted_value_stride(K, covariance_values);
       hl.queries = nq;
       hl.keys = nk;
       hl.values = nv;
