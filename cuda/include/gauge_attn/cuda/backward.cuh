@@ -67,8 +67,8 @@ class Backward {
     prepare(q, covariance, moments, p);
     p.groups = BlockGroups<Spec::num_irreps>::template of<Spec>(q.batch, q.tokens, [&](auto irrep) {
       constexpr int K = decltype(irrep)::dim;
-      return covariance ? BackwardTileShape<K, value_width<K>(true)>::keys
-                        : BackwardTileShape<K, value_width<K>(false)>::keys;
+      return covariance ? BackwardTileShape<K, value_width(K, true)>::keys
+                        : BackwardTileShape<K, value_width(K, false)>::keys;
     });
     p.mask = opt.mask;
     p.covariance = covariance;
@@ -126,7 +126,7 @@ class Backward {
     std::size_t smem = 0;
     Spec::for_each_irrep([&](auto irrep, int) {
       constexpr int K = decltype(irrep)::dim;
-      using TS = BackwardTileShape<K, value_width<K>(Covariance)>;
+      using TS = BackwardTileShape<K, value_width(K, Covariance)>;
       smem = std::max(smem, sizeof(float) * TS::smem_floats(Moments && K > 1));
     });
     auto kernel = flash_kl_backward_kernel<Spec, Covariance, Moments>;

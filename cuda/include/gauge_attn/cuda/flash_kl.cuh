@@ -39,7 +39,7 @@ __device__ void attend_tile_rows(const AttentionParams<Spec>& p, int b, int h, i
   using W = LiftedWidths<K>;
   constexpr int P = TS::P, QR = TS::QR, KT = TS::keys, KPT = TS::keys_per_thread, E4 = TS::per_load;
   static_assert(KT % TS::step == 0, "a stage holds whole steps");
-  constexpr int V = value_width<K>(Covariance);
+  constexpr int V = value_width(K, Covariance);
   constexpr int ks = TS::key_smem, vs = TS::smem_stride(V);
   // Scores::float64: queries, keys and the score sums in double (cancellation of (P1)); the
   // softmax and the message sums stay float, fed with the difference s − m rounded once.

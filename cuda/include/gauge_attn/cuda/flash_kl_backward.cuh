@@ -317,7 +317,7 @@ __global__ void __launch_bounds__(128, Covariance ? 2 : GAUGE_ATTN_BACKWARD_MIN_
   const BlockPlace at = place_block(p.groups, int(blockIdx.x), p.lift.batch, false);
   visit_spin(at.group, typename Spec::spins{}, [&](auto spin) {
     constexpr int K = 2 * decltype(spin)::value + 1;
-    detail::backward_key_tile<K, value_width<K>(Covariance), Moments>(p, at.b, at.h, at.tile,
+    detail::backward_key_tile<K, value_width(K, Covariance), Moments>(p, at.b, at.h, at.tile,
                                                                        reinterpret_cast<float*>(shared_tiles));
   });
 }

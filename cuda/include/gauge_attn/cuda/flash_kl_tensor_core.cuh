@@ -35,7 +35,7 @@ __device__ void attend_tile_rows_tensor_cores(const AttentionParams<Spec>& p, in
   using TS = TensorCoreTileShape<K>;
   using Row = OnlineRow<float, Statistics, Energy>;
   constexpr int P8 = TS::P8, KSTEPS = P8 / 8, NT = TS::step / 8, STEP = TS::step;
-  constexpr int V = value_width<K>(Covariance), VT = round8(V) / 8;
+  constexpr int V = value_width(K, Covariance), VT = round8(V) / 8;
   constexpr int ks = TS::key_smem, vs = TS::value_smem(V);
   constexpr int stride = TileShape<K>::key_stride;  // floats per lifted vector in global memory (queries too)
   const HeadLayout& head = p.heads[h];

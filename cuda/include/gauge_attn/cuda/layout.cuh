@@ -233,23 +233,23 @@ GAUGE_ATTN_HOST_DEVICE inline BlockPlace place_block(const BlockGroups<Irreps>& 
           last_first ? g.tiles[k] - 1 - order : order};
 }
 
-/// Values carried per key: ν (mean message) or [ν, sym(S + ννᵀ)] (with the covariance message).
-template <int K>
-GAUGE_ATTN_HOST_DEVICE constexpr int value_width(bool covariance) {
-  return covariance ? K + LiftedWidths<K>::sym : K;
+/// Values carried per key of a head of dimension K: ν (mean message) or [ν, sym(S + ννᵀ)] (with the
+/// covariance message).
+GAUGE_ATTN_HOST_DEVICE constexpr int value_width(int K, bool covariance) {
+  return covariance ? K + K * (K + 1) / 2 : K;
 }
 /// Floats per token of the lifted values in the workspace (HeadLayout::value_stride): value_width in
 /// whole 16-byte rows. The forward lifts them with its kernel's Σ^agg setting, so its kernels take
 /// the stride as a compile-time constant.
 GAUGE_ATTN_HOST_DEVICE constexpr int lifted_value_stride(int K, bool covariance) {
-  return round4(covariance ? K + K * (K + 1) / 2 : K);
+  return round4(value_width(K, covariance));
 }
 
 /// Dynamic shared memory of the attention kernel for a spec (its ℓ: IrrepSpec::spins): the
 /// largest of its heads'.
 template <class Score, bool Covariance, int... Ls>
 GAUGE_ATTN_HOST_DEVICE constexpr int attention_spec_smem_bytes(std::integer_sequence<int, Ls...>) {
-  const int bytes[] = {attention_smem_bytes<2 * Ls + 1, Score>(value_width<2 * Ls + 1>(Covariance))...};
+  const int bytes[] = {attention_smem_bytes<2 * Ls + 1, Score>(value_width(2 * Ls + 1, Covariance))...};
   int most = 0;
   for (const int b : bytes) most = b > most ? b : most;
   return most;

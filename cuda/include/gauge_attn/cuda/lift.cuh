@@ -174,7 +174,7 @@ struct LiftSplit {
   // token's lanes read together is then a broadcast without conflicts between the tokens).
   static constexpr int matrices = 3 * K * K + 2 * K;
   static constexpr int row_floats =
-      TileShape<K>::query_stride + TileShape<K>::key_stride + round4(value_width<K>(true));  // a multiple of 4
+      TileShape<K>::query_stride + TileShape<K>::key_stride + lifted_value_stride(K, true);  // a multiple of 4
   static constexpr int warp_matrices = (tokens_per_warp * matrices + 1) / 2 * 2;  // even: the rows are 16-byte aligned
   static constexpr bool staged =
       Stage && lanes && 2 * (warp_matrices + tokens_per_warp * row_floats / 2) <= lift_scratch_budget;
