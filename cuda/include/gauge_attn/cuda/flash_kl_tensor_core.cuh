@@ -1,6 +1,7 @@
 // gauge_attn/cuda/flash_kl_tensor_core.cuh: the attention kernel's tile path for wide heads, with
 // the (M8) scores S = A·Bᵀ and the message sums O = W·V on the tensor cores in 3×TF32
 // (tf32x3.cuh: float accuracy), the online softmax (M5) and everything else as in flash_kl.cuh.
+// Values of width V ≤ 3 (the mean message of ℓ0 and ℓ1) are summed on the FP32 pipe instead.
 //
 // Threads: 4 warps of 16 query rows (a block: 64 rows). Per step of `step` keys staged in shared
 // memory, a warp computes its 16 × step scores as m16n8k8 products over the lifted width P8, turns
@@ -36,6 +37,10 @@ __device__ void attend_tile_rows_tensor_cores(const AttentionParams<Spec>& p, in
   using Row = OnlineRow<float, Statistics, Energy>;
   constexpr int P8 = TS::P8, KSTEPS = P8 / 8, NT = TS::step / 8, STEP = TS::step;
   constexpr int V = value_width(K, Covariance), VT = round8(V) / 8;
+  // Narrow values are summed on the FP32 pipe, each lane over its own keys: V FMAs a pair, where a
+  // 3×TF32 product costs ~4 instructions a pair whatever V ≤ 8 (the weights' split, 2 instructions;
+  // the values' loads and split and three MMAs per 8 keys).
+  constexpr bool fp32_message = V <= 3;
   constexpr int ks = TS::key_smem, vs = TS::value_smem(V);
   constexpr int stride = TileShape<K>::key_stride;  // floats per lifted vector in global memory (queries too)
   const HeadLayout& head = p.heads[h];
@@ -112,6 +117,19 @@ __device__ void attend_tile_rows_tensor_cores(const AttentionParams<Spec>& p, in
     for (int hf = 0; hf < 2; ++hf)
       if (row[hf] < q1) state[hf].m = own_score<TS::P>(gq + std::size_t(row[hf]) * stride, gk + std::size_t(row[hf]) * stride);
   float o[VT][4] = {};  // O = Σ_j w_j v_j in C layout: rows g (o[.][0..1]), g + 8 (o[.][2..3])
+  float o_lane[2][V] = {};  // fp32_message: rows g, g + 8 over this lane's keys 2t, 2t + 1 of every 8
+  auto scale_message = [&](int hf, float scale) {
+    if constexpr (fp32_message) {
+#pragma unroll
+      for (int v = 0; v < V; ++v) o_lane[hf][v] *= scale;
+    } else {
+#pragma unroll
+      for (int vt = 0; vt < VT; ++vt) {
+        o[vt][2 * hf] *= scale;
+        o[vt][2 * hf + 1] *= scale;
+      }
+    }
+  };
   const float alibi = float(p.mask.alibi_slope * 1.4426950408889634);  // log2 units, like the keys
   for (int t0 = lo, st = 0; t0 < hi; t0 += STEP, st ^= 1) {
     const bool more = t0 + STEP < hi;
@@ -171,12 +189,7 @@ __device__ void attend_tile_rows_tensor_cores(const AttentionParams<Spec>& p, in
           top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, 1));
           top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, 2));
           if (state[hf].should_raise(top)) {
-            const float scale = state[hf].raise(top);
-#pragma unroll
-            for (int vt = 0; vt < VT; ++vt) {
-              o[vt][2 * hf] *= scale;
-              o[vt][2 * hf + 1] *= scale;
-            }
+            scale_message(hf, state[hf].raise(top));
 #pragma unroll
             for (int nt = 0; nt < NT; ++nt) {
               s[nt][2 * hf] -= top;
@@ -201,18 +214,32 @@ __device__ void attend_tile_rows_tensor_cores(const AttentionParams<Spec>& p, in
           // The score without its ALiBi bias is the KL's share (G1).
           state[e / 2].add(w[e], s[nt][e], j != i, alibi != 0.f ? fmaf(-alibi, float(i - j), s[nt][e]) : s[nt][e]);
         }
-        const tf32x3::FragmentA weights = tf32x3::split_a<tf32x3::Hi::truncated>(w[0], w[2], w[1], w[3]);
-        const float* value = sv + (8 * nt + 2 * t) * vs + g;  // keys 2t and 2t + 1, column g
+        if constexpr (fp32_message) {
 #pragma unroll
-        for (int vt = 0; vt < VT; ++vt)
-          tf32x3::mma3(step_o[nt % CHAINS][vt], weights, tf32x3::split_b(value[8 * vt], value[vs + 8 * vt]));
+          for (int k = 0; k < 2; ++k) {  // key 2t + k: the weights w[k] (row g) and w[2 + k] (row g + 8)
+            const float4 v4 = *reinterpret_cast<const float4*>(sv + (8 * nt + 2 * t + k) * vs);  // vs ≡ 4 (mod 8)
+            const float value[4] = {v4.x, v4.y, v4.z, v4.w};
+#pragma unroll
+            for (int v = 0; v < V; ++v) {
+              o_lane[0][v] = fmaf(w[k], value[v], o_lane[0][v]);
+              o_lane[1][v] = fmaf(w[2 + k], value[v], o_lane[1][v]);
+            }
+          }
+        } else {
+          const tf32x3::FragmentA weights = tf32x3::split_a<tf32x3::Hi::truncated>(w[0], w[2], w[1], w[3]);
+          const float* value = sv + (8 * nt + 2 * t) * vs + g;  // keys 2t and 2t + 1, column g
+#pragma unroll
+          for (int vt = 0; vt < VT; ++vt)
+            tf32x3::mma3(step_o[nt % CHAINS][vt], weights, tf32x3::split_b(value[8 * vt], value[vs + 8 * vt]));
+        }
       }
+      if constexpr (!fp32_message)
 #pragma unroll
-      for (int c = 0; c < CHAINS; ++c)
+        for (int c = 0; c < CHAINS; ++c)
 #pragma unroll
-        for (int vt = 0; vt < VT; ++vt)
+          for (int vt = 0; vt < VT; ++vt)
 #pragma unroll
-          for (int e = 0; e < 4; ++e) o[vt][e] += step_o[c][vt][e];
+            for (int e = 0; e < 4; ++e) o[vt][e] += step_o[c][vt][e];
     }
     __syncthreads();  // every warp is done with this stage before it is refilled
   }
@@ -230,16 +257,28 @@ __device__ void attend_tile_rows_tensor_cores(const AttentionParams<Spec>& p, in
       }
       if (Energy) other.en = __shfl_xor_sync(0xffffffffu, state[hf].en, offset);
       state[hf].add_sums(other);
+      if constexpr (fp32_message)
+#pragma unroll
+        for (int v = 0; v < V; ++v) o_lane[hf][v] += __shfl_xor_sync(0xffffffffu, o_lane[hf][v], offset);
     }
   // The message sums through shared memory (the stages are free: every warp passed the last
   // barrier), so that one lane has a row's V sums; lanes t = 0, 1 of a quad write rows g, g + 8.
   float* sums = tiles + 16 * warp * vs;
+  if constexpr (fp32_message) {
+    if (t == 0)
 #pragma unroll
-  for (int vt = 0; vt < VT; ++vt) {
-    sums[g * vs + 8 * vt + 2 * t] = o[vt][0];
-    sums[g * vs + 8 * vt + 2 * t + 1] = o[vt][1];
-    sums[(g + 8) * vs + 8 * vt + 2 * t] = o[vt][2];
-    sums[(g + 8) * vs + 8 * vt + 2 * t + 1] = o[vt][3];
+      for (int v = 0; v < V; ++v) {
+        sums[g * vs + v] = o_lane[0][v];
+        sums[(g + 8) * vs + v] = o_lane[1][v];
+      }
+  } else {
+#pragma unroll
+    for (int vt = 0; vt < VT; ++vt) {
+      sums[g * vs + 8 * vt + 2 * t] = o[vt][0];
+      sums[g * vs + 8 * vt + 2 * t + 1] = o[vt][1];
+      sums[(g + 8) * vs + 8 * vt + 2 * t] = o[vt][2];
+      sums[(g + 8) * vs + 8 * vt + 2 * t + 1] = o[vt][3];
+    }
   }
   __syncwarp();
   if (t < 2) {

@@ -18,10 +18,11 @@
 
 /// Heads of lifted width P ≥ this (float scores) compute their scores and message sums on the
 /// tensor cores (3×TF32, flash_kl_tensor_core.cuh), narrower ones on the FP32 pipe; a tuning knob.
-/// 21: ℓ ≥ 2. Measured on an H200 (docs/performance.md): ℓ1 alone 301 µs on the tensor cores
-/// against 263 on the FP32 pipe, ℓ2 216 against 221, W3 (ℓ1–ℓ3) 1.27 ms against 1.63.
+/// 10: ℓ ≥ 1 (ℓ0's P is 3). Measured on an H200 (docs/performance.md, "ℓ1 on the tensor cores"): ℓ1
+/// alone 228.7 µs on the FP32 pipe against 218.5 on the tensor cores with its mean message on the
+/// FP32 pipe, W2 with Σ^agg 669 against 597; ℓ0's step has too little to put on them.
 #ifndef GAUGE_ATTN_TENSOR_CORE_MIN_WIDTH
-#define GAUGE_ATTN_TENSOR_CORE_MIN_WIDTH 21
+#define GAUGE_ATTN_TENSOR_CORE_MIN_WIDTH 10
 #endif
 
 /// Blocks of 128 threads the attention kernel is compiled to fit on one multiprocessor where its
