@@ -20,7 +20,7 @@
 /// tensor cores (3×TF32, flash_kl_tensor_core.cuh), narrower ones on the FP32 pipe; a tuning knob.
 /// 10: ℓ ≥ 1 (ℓ0's P is 3). Measured on an H200 (docs/performance.md, "ℓ1 on the tensor cores"): ℓ1
 /// alone 228.7 µs on the FP32 pipe against 218.5 on the tensor cores with its mean message on the
-/// FP32 pipe, W2 with Σ^agg 669 against 597; ℓ0's step has too little to put on them.
+/// FP32 pipe, W2 with Σ^agg 669 against 597; ℓ0 on them too (3) was slower, ℓ0 × 5 169 → 188 µs.
 #ifndef GAUGE_ATTN_TENSOR_CORE_MIN_WIDTH
 #define GAUGE_ATTN_TENSOR_CORE_MIN_WIDTH 10
 #endif
