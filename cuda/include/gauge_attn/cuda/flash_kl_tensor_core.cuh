@@ -1,7 +1,7 @@
 // gauge_attn/cuda/flash_kl_tensor_core.cuh: the attention kernel's tile path for wide heads, with
 // the (M8) scores S = A·Bᵀ and the message sums O = W·V on the tensor cores in 3×TF32
 // (tf32x3.cuh: float accuracy), the online softmax (M5) and everything else as in flash_kl.cuh.
-// Values of width V ≤ 3 (the mean message of ℓ0 and ℓ1) are summed on the FP32 pipe instead.
+// Values of width V ≤ 3 (ℓ1's mean message) are summed on the FP32 pipe instead.
 //
 // Threads: 4 warps of 16 query rows (a block: 64 rows). Per step of `step` keys staged in shared
 // memory, a warp computes its 16 × step scores as m16n8k8 products over the lifted width P8, turns
