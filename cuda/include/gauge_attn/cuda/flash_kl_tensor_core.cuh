@@ -39,7 +39,8 @@ __device__ void attend_tile_rows_tensor_cores(const AttentionParams<Spec>& p, in
   constexpr int V = value_width(K, Covariance), VT = round8(V) / 8;
   // Narrow values are summed on the FP32 pipe, each lane over its own keys: V FMAs a pair, where a
   // 3×TF32 product costs ~4 instructions a pair whatever V ≤ 8 (the weights' split, 2 instructions;
-  // the values' loads and split and three MMAs per 8 keys).
+  // the values' loads and split and three MMAs per 8 keys). ℓ2's V = 5 on the FP32 pipe measured
+  // slower (docs/performance.md).
   constexpr bool fp32_message = V <= 3;
   constexpr int ks = TS::key_smem, vs = TS::value_smem(V);
   constexpr int stride = TileShape<K>::key_stride;  // floats per lifted vector in global memory (queries too)
