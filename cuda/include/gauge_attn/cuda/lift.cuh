@@ -62,7 +62,9 @@ template <class Spec>
 struct LiftParams {
   HeadLayout heads[Spec::num_heads];
   std::size_t quarter_turns[Spec::num_irreps];  // offset of each irrep's X in `tables`
-  int first_block[Spec::num_heads + 1] = {};    // lift_frames/pack_kernel: head h's blocks start here
+  int first_block[Spec::num_heads + 1] = {};    // lift_pack_kernel: head h's blocks start here
+  int first_frame_block[Spec::num_irreps + 1] = {};  // lift_frames_kernel: irrep r's blocks start here
+  int first_head[Spec::num_irreps + 1] = {};         // irrep r's heads are [first_head[r], first_head[r + 1])
   SequenceLiftGroups<Spec::num_irreps> sequence_groups;  // lift_sequence_kernel's blocks
   int batch = 0, tokens = 0, embed_dim = 0;
   bool diagonal = true, identity_transport = false;
@@ -244,50 +246,55 @@ SequenceLiftGroups<Spec::num_irreps> sequence_lift_groups(int tokens) {
 
 namespace detail {
 
-/// Token i's frame R_i = D^ℓ(φ_i) (M2) into `frames`, and ν_i = R_iᵀμ_i added to `block_nu` (K sums
-/// in shared memory). Every lane of the warp calls it; `scratch` is the token's matrices (columns.hpp).
+/// Token i's frame R_i = D^ℓ(φ_i) (M2) into `frames`, once for the `heads` heads h0, h0 + 1, … of one
+/// irrep that share it, and each head's ν_i = R_iᵀμ_i added to `block_nu` ((heads, K) sums in shared
+/// memory). Every lane of the warp calls it; `scratch` is the token's matrices (columns.hpp).
 template <int K, class Spec, class Columns>
-__device__ void lift_frame(const LiftParams<Spec>& p, const Columns& cols, int b, int h, int i, bool valid,
-                           double* scratch, double* block_nu) {
-  const HeadLayout& head = p.heads[h];
+__device__ void lift_frame(const LiftParams<Spec>& p, const Columns& cols, int b, int h0, int heads, int i,
+                           bool valid, double* scratch, double* block_nu) {
   const std::size_t t = std::size_t(b) * p.tokens + (valid ? i : 0);
-  const long long where = (long long)t * Spec::num_heads + h;
+  auto where = [&](int m) { return (long long)t * Spec::num_heads + h0 + m; };
   double phi[3] = {0, 0, 0};
   if (valid) {
     for (int k = 0; k < 3; ++k) phi[k] = p.phi[t * 3 + k];
     if (!isfinite(phi[0]) || !isfinite(phi[1]) || !isfinite(phi[2])) {
       cols.each([&](int c) {
-        if (c == 0) report(p.status, InputError::frame, where);
+        if (c == 0) report(p.status, InputError::frame, where(0));
       });
       phi[0] = phi[1] = phi[2] = 0;
     }
     if (p.identity_transport) phi[0] = phi[1] = phi[2] = 0;
   }
-  const float* mu = p.mu + t * p.embed_dim + head.offset;
-  double* frame = p.frames + head.frames + t * K * K;
+  auto mu = [&](int m) { return p.mu + t * p.embed_dim + p.heads[h0 + m].offset; };
+  // (Rᵀμ)_c of head m from column c of R; reports a non-finite μ_c.
+  auto pulled_mean = [&](int m, int c, const double(&d)[K]) {
+    const float* mu_m = mu(m);
+    double nu = 0;
+    for (int r = 0; r < K; ++r) nu += d[r] * double(mu_m[r]);
+    if (!isfinite(mu_m[c])) report(p.status, InputError::mean, where(m));
+    return nu;
+  };
+  double* frame = p.frames + p.heads[h0].frames + t * K * K;
   constexpr bool lanes = splits_tokens_over_lanes<Columns>;
-  double lane_nu = 0;  // on lanes: (Rᵀμ)_c of this lane's column c
-  gauge_attn::detail::wigner_d_columns<K>(cols, p.tables + p.quarter_turns[head.irrep], phi, scratch, scratch + K * K,
-                                          [&](int c, const double(&d)[K]) {
+  double column[lanes ? K : 1];  // on lanes: this lane's column of R, for the heads' ν below
+  gauge_attn::detail::wigner_d_columns<K>(cols, p.tables + p.quarter_turns[p.heads[h0].irrep], phi, scratch,
+                                          scratch + K * K, [&](int c, const double(&d)[K]) {
                                             if (!valid) return;
-                                            double nu = 0;  // (Rᵀμ)_c
-                                            for (int r = 0; r < K; ++r) {
-                                              frame[r * K + c] = d[r];
-                                              nu += d[r] * double(mu[r]);
-                                            }
-                                            if (!isfinite(mu[c])) report(p.status, InputError::mean, where);
+                                            for (int r = 0; r < K; ++r) frame[r * K + c] = d[r];
                                             if constexpr (lanes)
-                                              lane_nu = nu;
+                                              for (int r = 0; r < K; ++r) column[r] = d[r];
                                             else
-                                              atomicAdd(block_nu + c, nu);
+                                              for (int m = 0; m < heads; ++m)
+                                                atomicAdd(block_nu + m * K + c, pulled_mean(m, c, d));
                                           });
-  // On lanes, one shared-memory add per warp and column instead of one per token: a double
+  // On lanes, one shared-memory add per warp, head and column instead of one per token: a double
   // atomicAdd in shared memory is a compare-and-swap loop, serialised over the lanes that contend
   // (all 32 of a warp for ℓ0: measured 13.6 µs for W2's ℓ0 frames, most of it there).
-  if constexpr (lanes) {
-    lane_nu = cols.sum_over_tokens(lane_nu);
-    if (cols.group == 0 && cols.column < K) atomicAdd(block_nu + cols.column, lane_nu);
-  }
+  if constexpr (lanes)
+    for (int m = 0; m < heads; ++m) {
+      const double nu = cols.sum_over_tokens(valid && cols.column < K ? pulled_mean(m, cols.column, column) : 0.0);
+      if (cols.group == 0 && cols.column < K) atomicAdd(block_nu + m * K + cols.column, nu);
+    }
 }
 
 /// Max of the three norms of (P1) over the warp, then one atomic max each (the bits of a
@@ -480,31 +487,36 @@ __device__ int head_of_block(const LiftParams<Spec>& p, int x) {
 
 }  // namespace detail
 
-/// Grid (Σ_h ⌈N / tokens per block⌉, B): R_i into `frames`, Σ_i ν_i into `means` (atomically, one
-/// add per block and component).
+/// Grid (Σ_r ⌈N / tokens per block⌉, B): R_i into `frames` once per irrep r (its heads share it:
+/// D^ℓ depends on φ_i and ℓ only), Σ_i ν_i of each of its heads into `means` (atomically, one add per
+/// block, head and component).
 template <class Spec>
 __global__ void __launch_bounds__(TokenLiftBlock<Spec>::threads) lift_frames_kernel(LiftParams<Spec> p) {
   using Block = TokenLiftBlock<Spec>;
   __shared__ alignas(16) double shared[Block::shared_doubles];
-  __shared__ double block_nu[2 * max_supported_l + 1];
-  const int b = blockIdx.y, h = detail::head_of_block(p, blockIdx.x);
-  const HeadLayout& head = p.heads[h];
-  visit_spin(head.irrep, typename Spec::spins{}, [&](auto spin) {
+  __shared__ double block_nu[Spec::embed_dim];  // (heads of the irrep, K)
+  const int b = blockIdx.y;
+  int r = 0;
+  while (r + 1 < Spec::num_irreps && int(blockIdx.x) >= p.first_frame_block[r + 1]) ++r;
+  const int h0 = p.first_head[r], heads = p.first_head[r + 1] - h0;
+  visit_spin(r, typename Spec::spins{}, [&](auto spin) {
     constexpr int K = 2 * decltype(spin)::value + 1;
-    const int first = (blockIdx.x - p.first_block[h]) * Block::tokens(K);
-    if (threadIdx.x < K) block_nu[threadIdx.x] = 0;
+    const int first = (blockIdx.x - p.first_frame_block[r]) * Block::tokens(K);
+    for (int k = threadIdx.x; k < heads * K; k += blockDim.x) block_nu[k] = 0;
     __syncthreads();
     detail::with_lift_split<K, Block>(shared, [&](const auto& cols, int slot, auto scratch) {
       const int i = first + slot;
-      detail::lift_frame<K>(p, cols, b, h, i, slot >= 0 && i < p.lengths[b], scratch.matrices, block_nu);
+      detail::lift_frame<K>(p, cols, b, h0, heads, i, slot >= 0 && i < p.lengths[b], scratch.matrices, block_nu);
     });
     __syncthreads();
-    if (threadIdx.x < K && block_nu[threadIdx.x] != 0)
-      atomicAdd(p.means + head.means + std::size_t(b) * K + threadIdx.x, block_nu[threadIdx.x]);
+    for (int k = threadIdx.x; k < heads * K; k += blockDim.x)
+      if (block_nu[k] != 0)
+        atomicAdd(p.means + p.heads[h0 + k / K].means + std::size_t(b) * K + k % K, block_nu[k]);
   });
 }
 
-/// Grid as lift_frames_kernel: pull back, centre on ν̄ = Σν/n, pack.
+/// Grid (Σ_h ⌈N / tokens per block⌉, B), head h's blocks from first_block[h]: pull back, centre on
+/// ν̄ = Σν/n, pack.
 template <class Spec>
 __global__ void __launch_bounds__(TokenLiftBlock<Spec>::threads, lift_pack_min_blocks<Spec>) lift_pack_kernel(LiftParams<Spec> p) {
   using Block = TokenLiftBlock<Spec>;
@@ -532,7 +544,8 @@ __global__ void __launch_bounds__(TokenLiftBlock<Spec>::threads, lift_pack_min_b
 /// (sequence_groups.first_block[irreps], B), each warp on one head of the group. The sums are reduced
 /// in the block and written (not added) to `means`, which needs no clearing. One block per
 /// multiprocessor is all a small batch has: said explicitly, since without it ptxas aimed at more and
-/// spilled (higher-rank: 96 registers and 20 B of spill stores; with it 160 and none).
+/// spilled (higher-rank: 96 registers and 20 B of spill stores; with it 160 and none). Each head has
+/// its own frames here (LiftWorkspace): an irrep's heads may span blocks.
 template <class Spec>
 __global__ void __launch_bounds__(SequenceLiftBlock<Spec>::threads, 1) lift_sequence_kernel(LiftParams<Spec> p) {
   using Block = SequenceLiftBlock<Spec>;
@@ -557,7 +570,8 @@ __global__ void __launch_bounds__(SequenceLiftBlock<Spec>::threads, 1) lift_sequ
       detail::with_lift_split<K, Block>(shared, [&](const auto& cols, int slot, auto scratch) {
         const int offset = token_of(slot);
         for (int first = 0; first < n; first += per_pass)
-          detail::lift_frame<K>(p, cols, b, h, first + offset, slot >= 0 && first + offset < n, scratch.matrices, nu);
+          detail::lift_frame<K>(p, cols, b, h, 1, first + offset, slot >= 0 && first + offset < n, scratch.matrices,
+                                nu);
       });
     __syncthreads();  // every frame and ν written
     for (int t = threadIdx.x; t < heads * K; t += blockDim.x) {

@@ -69,14 +69,20 @@ class LiftWorkspace {
       GAUGE_ATTN_CUDA_CHECK_LAUNCH(lift_sequence_kernel);
     } else {
       GAUGE_ATTN_CUDA_CHECK(cudaMemsetAsync(p.means, 0, means_.size() * sizeof(double), stream));
-      for (int h = 0; h < H; ++h) {  // each head's blocks cover its N tokens
-        const int per_block = TokenLiftBlock<Spec>::tokens(heads_[h].dim);
-        p.first_block[h + 1] = p.first_block[h] + (q.tokens + per_block - 1) / per_block;
-      }
-      const dim3 grid(p.first_block[H], q.batch);
-      lift_frames_kernel<Spec><<<grid, TokenLiftBlock<Spec>::threads, 0, stream>>>(p);
+      auto blocks = [&](int dim) {  // to cover N tokens
+        const int per_block = TokenLiftBlock<Spec>::tokens(dim);
+        return (q.tokens + per_block - 1) / per_block;
+      };
+      for (int h = 0; h < H; ++h) p.first_block[h + 1] = p.first_block[h] + blocks(heads_[h].dim);
+      Spec::for_each_irrep([&](auto irrep, int first) {
+        const int r = Spec::head(first).irrep;
+        p.first_head[r + 1] = first + decltype(irrep)::heads;
+        p.first_frame_block[r + 1] = p.first_frame_block[r] + blocks(decltype(irrep)::dim);
+      });
+      lift_frames_kernel<Spec>
+          <<<dim3(p.first_frame_block[Spec::num_irreps], q.batch), TokenLiftBlock<Spec>::threads, 0, stream>>>(p);
       GAUGE_ATTN_CUDA_CHECK_LAUNCH(lift_frames_kernel);
-      lift_pack_kernel<Spec><<<grid, TokenLiftBlock<Spec>::threads, 0, stream>>>(p);
+      lift_pack_kernel<Spec><<<dim3(p.first_block[H], q.batch), TokenLiftBlock<Spec>::threads, 0, stream>>>(p);
       GAUGE_ATTN_CUDA_CHECK_LAUNCH(lift_pack_kernel);
     }
   }
@@ -129,6 +135,10 @@ class LiftWorkspace {
     heads_.assign(H, HeadLayout{});
     std::size_t nq = 0, nk = 0, nv = 0, nf = 0, nm = 0;
     const std::size_t BN = std::size_t(q.batch) * q.tokens;
+    // The frames R_i = D^ℓ(φ_i) depend on the irrep only: lift_frames_kernel stores them once per
+    // irrep, for its heads to share. lift_sequence_kernel (N ≤ lift_threads) spreads an irrep's heads
+    // over blocks that cannot wait for each other, so there each head has its own.
+    const bool shared_frames = q.tokens > lift_threads;
     for (int h = 0; h < H; ++h) {
       const HeadInfo info = Spec::head(h);
       HeadLayout& hl = heads_[h];
@@ -142,12 +152,13 @@ class LiftWorkspace {
       hl.queries = nq;
       hl.keys = nk;
       hl.values = nv;
-      hl.frames = nf;
+      const bool same_frames_as_previous = shared_frames && h > 0 && heads_[h - 1].irrep == info.irrep;
+      hl.frames = same_frames_as_previous ? heads_[h - 1].frames : nf;
+      if (!same_frames_as_previous) nf += BN * K * K;
       hl.means = nm;
       nq += BN * round4(P);
       nk += BN * round4(P);
       nv += BN * hl.value_stride;
-      nf += BN * K * K;
       nm += std::size_t(q.batch) * K;
     }
     if (float64_scores) {
