@@ -169,33 +169,47 @@ TEST_CASE("GPU log-sum-exp equals the log-normaliser of the CPU scores", "[gpu]"
 TEST_CASE("GPU forward reports bad input naming the argument", "[gpu]") {
   std::mt19937 rng(105);
   using Spec = specs::Upstream;
-  auto q = testing::random_beliefs<Spec, float>(rng, 1, 8, Covariance::full);
+  constexpr int E = Spec::embed_dim;
   AttentionOptions o;
-  auto fails_with = [&](const Beliefs<float>& x, const AttentionOptions& opt, const std::string& argument) {
+  // Checks that the forward of N tokens raises InvalidArgument for `argument`, its message
+  // containing `where` (the head and token).
+  auto fails_with = [](int N, const Beliefs<float>& x, const AttentionOptions& opt, const std::string& argument,
+                       const std::string& where) {
     try {
-      testing::run_gpu_forward("upstream", 1, 8, Covariance::full, x.mu, x.sigma, x.phi, opt, false, false);
+      testing::run_gpu_forward("upstream", 1, N, Covariance::full, x.mu, x.sigma, x.phi, opt, false, false);
     } catch (const InvalidArgument& e) {
       CHECK(e.argument() == argument);
+      CHECK_THAT(e.what(), Catch::Contains(where));
       return;
     }
     FAIL("no InvalidArgument for " << argument);
   };
-  auto bad = q;
-  bad.mu[40] = std::nanf("");
-  fails_with(bad, o, "mu");
-  bad = q;
-  bad.phi[5] = INFINITY;
-  fails_with(bad, o, "phi");
-  bad = q;
-  const int E = Spec::embed_dim, off = Spec::head(6).offset;
-  bad.sigma[(std::size_t(3) * E + off) * E + off] = -2.0f;  // negative variance in a full block
-  fails_with(bad, o, "sigma");
+  // N = 8 lifts a sequence in one kernel, N = 200 token by token with the frames once per irrep
+  // (lift.cuh): each must name the head and the token, also a head that is not its irrep's first.
+  for (const int N : {8, 200}) {
+    INFO("N = " << N);
+    const auto q = testing::random_beliefs<Spec, float>(rng, 1, N, Covariance::full);
+    auto bad = q;
+    bad.mu[std::size_t(2) * E + Spec::head(2).offset] = std::nanf("");
+    fails_with(N, bad, o, "mu", "head 2 (\u21130) at (b=0, n=2)");
+    bad = q;
+    bad.mu[std::size_t(N - 1) * E + Spec::head(6).offset + 2] = INFINITY;
+    fails_with(N, bad, o, "mu", "head 6 (\u21131) at (b=0, n=" + std::to_string(N - 1) + ")");
+    bad = q;
+    bad.phi[5] = INFINITY;
+    fails_with(N, bad, o, "phi", "at (b=0, n=1)");
+    bad = q;
+    const int off = Spec::head(6).offset;
+    bad.sigma[(std::size_t(3) * E + off) * E + off] = -2.0f;  // negative variance in a full block
+    fails_with(N, bad, o, "sigma", "head 6 (\u21131) at (b=0, n=3)");
+  }
+  const auto q = testing::random_beliefs<Spec, float>(rng, 1, 8, Covariance::full);
   auto upstream = o;
   upstream.mode = Mode::upstream;
-  fails_with(q, upstream, "mode");
+  fails_with(8, q, upstream, "mode", "upstream");
   auto zero = o;
   zero.kappa = {0.0};
-  fails_with(q, zero, "kappa");
+  fails_with(8, q, zero, "kappa", "got 0");
   for (const char* vector : {"mu", "outputs.mu", "outputs.lse", "outputs.entropy"})
     CHECK(testing::forward_vector_size_error(vector) == vector);
 }
