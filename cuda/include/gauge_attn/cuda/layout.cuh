@@ -273,7 +273,7 @@ struct HeadLayout {
   std::size_t queries = 0;  // float, (B, N, query_stride)
   std::size_t keys = 0;     // float, (B, N, key_stride)
   std::size_t values = 0;   // float, (B, N, value_stride)
-  std::size_t frames = 0;   // double, (B, N, K, K); shared by the heads of an irrep (LiftWorkspace)
+  std::size_t frames = 0;   // double, (B, N, K, K); shared by an irrep's heads where N > 128 (LiftWorkspace)
   std::size_t means = 0;    // double, (B, K): Σ ν, then ν̄
   int value_stride = 0;
   double kappa = 1;
