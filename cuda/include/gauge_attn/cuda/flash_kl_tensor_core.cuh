@@ -117,8 +117,11 @@ __device__ void attend_tile_rows_tensor_cores(const AttentionParams<Spec>& p, in
   if constexpr (OwnReference)  // the same chain in the four lanes of a row: the same bits
     for (int hf = 0; hf < 2; ++hf)
       if (row[hf] < q1) state[hf].m = own_score<TS::P>(gq + std::size_t(row[hf]) * stride, gk + std::size_t(row[hf]) * stride);
-  float o[VT][4] = {};  // O = Σ_j w_j v_j in C layout: rows g (o[.][0..1]), g + 8 (o[.][2..3])
-  float o_lane[2][V] = {};  // fp32_message: rows g, g + 8 over this lane's keys 2t, 2t + 1 of every 8
+  // O = Σ_j w_j v_j, in one of two forms (the other is a one-entry placeholder, like `held`): on the
+  // tensor cores in C layout, rows g (o[.][0..1]) and g + 8 (o[.][2..3]); on the FP32 pipe
+  // (fp32_message) rows g, g + 8 over this lane's keys 2t, 2t + 1 of every 8.
+  float o[fp32_message ? 1 : VT][4] = {};
+  float o_lane[2][fp32_message ? V : 1] = {};
   auto scale_message = [&](int hf, float scale) {
     if constexpr (fp32_message) {
 #pragma unroll
@@ -204,7 +207,7 @@ __device__ void attend_tile_rows_tensor_cores(const AttentionParams<Spec>& p, in
       // over thousands of keys inside the MMAs, whose accumulation truncates, drifted by ~1e-5
       // (N = 4097). Narrow values get two chains (even and odd k-steps) for the MMAs' latency.
       constexpr int CHAINS = VT <= 2 ? 2 : 1;
-      float step_o[CHAINS][VT][4] = {};
+      float step_o[CHAINS][fp32_message ? 1 : VT][4] = {};
 #pragma unroll
       for (int nt = 0; nt < NT; ++nt) {
         float w[4];

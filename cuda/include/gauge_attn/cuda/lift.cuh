@@ -47,12 +47,10 @@ enum class InputError : unsigned {
 /// lift_sequence_kernel's blocks along grid.x (N ≤ 128): each irrep's heads in groups of
 /// `heads_per_block` that share a block, `warps_per_head` warps each, so that narrow heads fill a
 /// block (W1's five ℓ0 heads need two warps each at N = 64: one block instead of five). Irrep r's
-/// groups are blocks [first_block[r], first_block[r + 1]); its heads start at `first_head[r]`.
+/// groups are blocks [first_block[r], first_block[r + 1]); its heads are LiftParams::first_head's.
 template <int Irreps>
 struct SequenceLiftGroups {
   int first_block[Irreps + 1] = {};
-  int first_head[Irreps] = {};
-  int heads[Irreps] = {};
   int heads_per_block[Irreps] = {};
   int warps_per_head[Irreps] = {};
 };
@@ -235,8 +233,6 @@ SequenceLiftGroups<Spec::num_irreps> sequence_lift_groups(int tokens) {
   Spec::for_each_irrep([&](auto irrep, int first) {
     using I = decltype(irrep);
     const int r = Spec::head(first).irrep, per_warp = LiftSplit<I::dim, SequenceLiftBlock<Spec>::stage>::tokens_per_warp;
-    g.first_head[r] = first;
-    g.heads[r] = I::heads;
     g.warps_per_head[r] = std::clamp((tokens + per_warp - 1) / per_warp, 1, warps);
     g.heads_per_block[r] = warps / g.warps_per_head[r];
     g.first_block[r + 1] = g.first_block[r] + (I::heads + g.heads_per_block[r] - 1) / g.heads_per_block[r];
@@ -557,8 +553,8 @@ __global__ void __launch_bounds__(SequenceLiftBlock<Spec>::threads, 1) lift_sequ
   while (r + 1 < Spec::num_irreps && int(blockIdx.x) >= g.first_block[r + 1]) ++r;
   visit_spin(r, typename Spec::spins{}, [&](auto spin) {
     constexpr int K = 2 * decltype(spin)::value + 1, per_warp = LiftSplit<K, Block::stage>::tokens_per_warp;
-    const int group_head = g.first_head[r] + (int(blockIdx.x) - g.first_block[r]) * g.heads_per_block[r];
-    const int heads = min(g.heads_per_block[r], g.first_head[r] + g.heads[r] - group_head);
+    const int group_head = p.first_head[r] + (int(blockIdx.x) - g.first_block[r]) * g.heads_per_block[r];
+    const int heads = min(g.heads_per_block[r], p.first_head[r + 1] - group_head);
     const int warps = g.warps_per_head[r], warp = threadIdx.x / 32, member = warp / warps;
     const int h = group_head + member, per_pass = warps * per_warp;  // this warp's head: if member < heads
     // The token a lift slot takes within each pass of per_pass tokens.

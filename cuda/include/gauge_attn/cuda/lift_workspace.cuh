@@ -62,6 +62,9 @@ class LiftWorkspace {
     p.means = raw(means_);
     p.half_logdets = raw(half_logdets_);
     p.status = raw(status_);
+    Spec::for_each_irrep([&](auto irrep, int first) {  // irrep r's heads: [first_head[r], first_head[r + 1])
+      p.first_head[Spec::head(first).irrep + 1] = first + decltype(irrep)::heads;
+    });
     if (q.tokens <= lift_threads) {  // one block per sequence and group of heads: one launch, nothing to clear
       p.sequence_groups = sequence_lift_groups<Spec>(q.tokens);
       const dim3 grid(p.sequence_groups.first_block[Spec::num_irreps], q.batch);
@@ -76,7 +79,6 @@ class LiftWorkspace {
       for (int h = 0; h < H; ++h) p.first_block[h + 1] = p.first_block[h] + blocks(heads_[h].dim);
       Spec::for_each_irrep([&](auto irrep, int first) {
         const int r = Spec::head(first).irrep;
-        p.first_head[r + 1] = first + decltype(irrep)::heads;
         p.first_frame_block[r + 1] = p.first_frame_block[r] + blocks(decltype(irrep)::dim);
       });
       lift_frames_kernel<Spec>
