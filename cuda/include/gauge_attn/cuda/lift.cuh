@@ -473,12 +473,13 @@ __device__ void with_lift_split(double* shared, F&& f) {
   }
 }
 
-/// The head whose blocks contain block x of a flattened grid (first_block is ascending).
-template <class Spec>
-__device__ int head_of_block(const LiftParams<Spec>& p, int x) {
-  int h = 0;
-  while (h + 1 < Spec::num_heads && x >= p.first_block[h + 1]) ++h;
-  return h;
+/// Which of the N − 1 heads or irreps block x of a flattened grid works for: the s with
+/// first[s] ≤ x < first[s + 1], `first` holding each one's first block (ascending).
+template <int N>
+__device__ int owner_of_block(const int (&first)[N], int x) {
+  int s = 0;
+  while (s + 2 < N && x >= first[s + 1]) ++s;
+  return s;
 }
 
 }  // namespace detail
@@ -492,8 +493,7 @@ __global__ void __launch_bounds__(TokenLiftBlock<Spec>::threads) lift_frames_ker
   __shared__ alignas(16) double shared[Block::shared_doubles];
   __shared__ double block_nu[Spec::embed_dim];  // (heads of the irrep, K)
   const int b = blockIdx.y;
-  int r = 0;
-  while (r + 1 < Spec::num_irreps && int(blockIdx.x) >= p.first_frame_block[r + 1]) ++r;
+  const int r = detail::owner_of_block(p.first_frame_block, blockIdx.x);
   const int h0 = p.first_head[r], heads = p.first_head[r + 1] - h0;
   visit_spin(r, typename Spec::spins{}, [&](auto spin) {
     constexpr int K = 2 * decltype(spin)::value + 1;
@@ -518,7 +518,7 @@ __global__ void __launch_bounds__(TokenLiftBlock<Spec>::threads, lift_pack_min_b
   using Block = TokenLiftBlock<Spec>;
   __shared__ alignas(16) double shared[Block::shared_doubles];
   __shared__ double mean[2 * max_supported_l + 1];
-  const int b = blockIdx.y, h = detail::head_of_block(p, blockIdx.x);
+  const int b = blockIdx.y, h = detail::owner_of_block(p.first_block, blockIdx.x);
   const HeadLayout& head = p.heads[h];
   const int n = p.lengths[b];
   visit_spin(head.irrep, typename Spec::spins{}, [&](auto spin) {
@@ -549,8 +549,7 @@ __global__ void __launch_bounds__(SequenceLiftBlock<Spec>::threads, 1) lift_sequ
   __shared__ double group_nu[Block::warps * (2 * Spec::max_l + 1)];  // (heads of the group, K)
   const SequenceLiftGroups<Spec::num_irreps>& g = p.sequence_groups;
   const int b = blockIdx.y, n = p.lengths[b];
-  int r = 0;
-  while (r + 1 < Spec::num_irreps && int(blockIdx.x) >= g.first_block[r + 1]) ++r;
+  const int r = detail::owner_of_block(g.first_block, blockIdx.x);
   visit_spin(r, typename Spec::spins{}, [&](auto spin) {
     constexpr int K = 2 * decltype(spin)::value + 1, per_warp = LiftSplit<K, Block::stage>::tokens_per_warp;
     const int group_head = p.first_head[r] + (int(blockIdx.x) - g.first_block[r]) * g.heads_per_block[r];
